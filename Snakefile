@@ -1,0 +1,24 @@
+# A systematic study of class imbalance in convolutional networks (Buda, Maki & Mazurowski, 2018),
+# and the learning dynamics behind it. See README.md.
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/datasets.smk"
+include: "workflow/rules/imbalance.smk"
+include: "workflow/rules/training.smk"
+include: "workflow/rules/scoring.smk"
+include: "workflow/rules/figures.smk"
+
+
+rule all:
+    input:
+        table="results/scores.csv",
+        fig3="figures/fig3.pdf",
+    default_target: True

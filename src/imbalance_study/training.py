@@ -1,0 +1,321 @@
+"""Training for a fixed number of iterations, with checkpoints and resumable state.
+
+A run directory holds::
+
+    checkpoints/iter0001000.pt   model weights at each configured iteration
+    resume.pt                    everything needed to continue after a kill (not a Snakemake output,
+                                 so Snakemake never deletes it when a job fails)
+    run.json                     the manifest, written last: its presence means the run is complete
+
+Every state file carries the run's fingerprint (its settings, the index file and the dataset), so a
+rerun with other settings starts afresh instead of resuming from stale state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import models
+from .atomic import atomic_path, write_json
+from .imbalance import stable_hash
+
+log = logging.getLogger(__name__)
+
+LR_POLICIES = ("fixed", "inv", "multistep")
+MOMENTUM_FORMS = ("caffe", "pytorch")
+
+
+@dataclass(frozen=True)
+class Protocol:
+    iterations: int
+    batch_size: int
+    lr: float
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    lr_policy: dict = field(default_factory=lambda: {"name": "fixed"})
+    momentum_form: str = "caffe"
+    checkpoints: tuple[int, ...] = ()
+    resume_every: int = 500
+
+    def __post_init__(self):
+        if self.lr_policy["name"] not in LR_POLICIES:
+            raise ValueError(f"lr_policy.name: '{self.lr_policy['name']}' is not one of {LR_POLICIES}")
+        if self.momentum_form not in MOMENTUM_FORMS:
+            raise ValueError(f"momentum_form: '{self.momentum_form}' is not one of {MOMENTUM_FORMS}")
+        outside = [c for c in self.checkpoints if not 0 < c <= self.iterations]
+        if outside:
+            raise ValueError(f"checkpoints {outside} lie outside 1..{self.iterations} iterations")
+
+    @classmethod
+    def from_config(cls, settings: dict) -> "Protocol":
+        known = {key: value for key, value in settings.items() if key in cls.__dataclass_fields__}
+        known["checkpoints"] = tuple(checkpoint_iterations(settings.get("checkpoints"), settings["iterations"]))
+        return cls(**known)
+
+    def learning_rate(self, iteration: int) -> float:
+        """Caffe's policies, as functions of the number of updates already made."""
+        policy = self.lr_policy
+        if policy["name"] == "inv":
+            return self.lr * (1.0 + policy["gamma"] * iteration) ** (-policy["power"])
+        if policy["name"] == "multistep":
+            passed = sum(iteration >= step for step in policy["steps"])
+            return self.lr * policy.get("gamma", 0.1) ** passed
+        return self.lr
+
+
+def checkpoint_iterations(schedule, iterations: int) -> list[int]:
+    """Resolve a checkpoint schedule: an explicit list, or ``{spacing: linear|log, count: n}``.
+
+    The last iteration is always a checkpoint. Log spacing is dense early, where the underfitting of
+    minority classes happens, and sparse late.
+    """
+    if schedule is None:
+        points = []
+    elif isinstance(schedule, (list, tuple)):
+        points = [int(point) for point in schedule]
+    else:
+        count = int(schedule["count"])
+        if schedule.get("spacing", "linear") == "log":
+            start = schedule.get("first", max(1, iterations // 1000))
+            points = np.unique(np.round(np.geomspace(start, iterations, count)).astype(int)).tolist()
+        else:
+            points = np.unique(np.round(np.linspace(iterations / count, iterations, count)).astype(int)).tolist()
+    return sorted(set(points) | {iterations})
+
+
+class CaffeSGD(torch.optim.Optimizer):
+    """SGD with momentum in Caffe's form: ``v = m*v + lr*(g + wd*w); w -= v``.
+
+    PyTorch's SGD keeps ``v = m*v + g`` and steps by ``lr*v``; the two differ whenever the learning
+    rate changes between iterations, which Caffe's "inv" policy does at every iteration.
+    """
+
+    def __init__(self, params, lr: float, momentum: float = 0.0, weight_decay: float = 0.0):
+        super().__init__(params, {"lr": lr, "momentum": momentum, "weight_decay": weight_decay})
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for parameter in group["params"]:
+                if parameter.grad is None:
+                    continue
+                update = parameter.grad.add(parameter, alpha=group["weight_decay"]).mul_(group["lr"])
+                state = self.state[parameter]
+                if "velocity" in state:
+                    update.add_(state["velocity"], alpha=group["momentum"])
+                state["velocity"] = update
+                parameter.sub_(update)
+
+
+def make_optimizer(protocol: Protocol, parameters) -> torch.optim.Optimizer:
+    if protocol.momentum_form == "caffe":
+        return CaffeSGD(parameters, lr=protocol.lr, momentum=protocol.momentum, weight_decay=protocol.weight_decay)
+    return torch.optim.SGD(parameters, lr=protocol.lr, momentum=protocol.momentum, weight_decay=protocol.weight_decay)
+
+
+class EpochShuffler:
+    """Batches drawn in order from a permutation of the index file, reshuffled at each epoch's end.
+
+    A batch that crosses an epoch boundary continues into the next permutation, as Caffe's data layer
+    does, so every run sees exactly ``iterations * batch_size`` examples however large its set.
+    """
+
+    def __init__(self, indices: np.ndarray, rng: np.random.Generator):
+        if len(indices) == 0:
+            raise ValueError("the index file is empty: nothing to train on")
+        self.indices = np.asarray(indices)
+        self.rng = rng
+        self.epoch = 0
+        self.position = 0
+        self.order = self.rng.permutation(self.indices)
+
+    def next_batch(self, size: int) -> np.ndarray:
+        parts, needed = [], size
+        while needed:
+            if self.position == len(self.order):
+                self.order = self.rng.permutation(self.indices)
+                self.position = 0
+                self.epoch += 1
+            taken = self.order[self.position: self.position + needed]
+            self.position += len(taken)
+            needed -= len(taken)
+            parts.append(taken)
+        return np.concatenate(parts)
+
+    def state_dict(self) -> dict:
+        return {"rng": self.rng.bit_generator.state, "epoch": self.epoch, "position": self.position,
+                "order": self.order.copy()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["rng"]
+        self.epoch, self.position, self.order = state["epoch"], state["position"], np.asarray(state["order"])
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that defines one training run; its JSON form is the run's fingerprint."""
+
+    dataset: str
+    profile: str
+    seed: int
+    method: str
+    model: str
+    protocol: Protocol
+
+    def init_seed(self) -> int:
+        # Methods of one (dataset, profile, seed) cell share their initial weights: comparisons
+        # between methods are then paired.
+        sequence = np.random.SeedSequence([self.seed, stable_hash(self.dataset), stable_hash(self.profile)])
+        return int(sequence.generate_state(1)[0])
+
+    def data_rng(self) -> np.random.Generator:
+        return np.random.default_rng([self.seed, stable_hash(self.dataset), stable_hash(self.profile),
+                                      stable_hash(self.method)])
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def checkpoint_path(run_dir: Path, iteration: int) -> Path:
+    return run_dir / "checkpoints" / f"iter{iteration:07d}.pt"
+
+
+def _save(payload: dict, path: Path) -> None:
+    with atomic_path(path) as temporary:
+        torch.save(payload, temporary)
+
+
+def _load_resume_state(path: Path, fingerprint: str) -> dict | None:
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:  # a state file that cannot be read is discarded, never trusted
+        log.warning("ignoring unreadable resume state %s (%s); starting afresh", path, error)
+        return None
+    if state.get("fingerprint") != fingerprint:
+        log.info("resume state %s belongs to other settings; starting afresh", path)
+        return None
+    return state
+
+
+def train(spec: RunSpec, images: np.ndarray, labels: np.ndarray, indices: np.ndarray, run_dir: str | Path,
+          manifest_path: str | Path, fingerprint_extra: dict, device: str = "auto", log_every: int = 100) -> dict:
+    """Train one run, resuming from ``run_dir/resume.pt`` when it matches, and write the manifest last."""
+    run_dir = Path(run_dir)
+    protocol = spec.protocol
+    fingerprint = hashlib.sha256(
+        json.dumps({"spec": spec.to_dict(), **fingerprint_extra}, sort_keys=True).encode()).hexdigest()
+    torch_device = resolve_device(device)
+    torch.manual_seed(spec.init_seed())
+    n_classes = int(labels.max()) + 1
+    model = models.build(spec.model, n_classes, images.shape[1:]).to(torch_device)
+    optimizer = make_optimizer(protocol, model.parameters())
+    shuffler = EpochShuffler(indices, spec.data_rng())
+    # The whole pool lives on the device: a batch is one gather, with no loader and no host copies.
+    inputs = models.to_input(torch.from_numpy(images)).to(torch_device)
+    targets = torch.from_numpy(labels).to(torch_device)
+
+    resume_path = run_dir / "resume.pt"
+    state = _load_resume_state(resume_path, fingerprint)
+    iteration, seconds = 0, 0.0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        shuffler.load_state_dict(state["shuffler"])
+        torch.set_rng_state(state["torch_rng"])
+        iteration, seconds = state["iteration"], state["seconds"]
+        log.info("resuming %s at iteration %d of %d", run_dir, iteration, protocol.iterations)
+
+    def save_resume_state():
+        _save({"fingerprint": fingerprint, "iteration": iteration, "seconds": seconds,
+               "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+               "shuffler": shuffler.state_dict(), "torch_rng": torch.get_rng_state()}, resume_path)
+
+    checkpoints = set(protocol.checkpoints)
+    model.train()
+    started = time.perf_counter()
+    while iteration < protocol.iterations:
+        batch = torch.from_numpy(shuffler.next_batch(protocol.batch_size)).to(torch_device)
+        for group in optimizer.param_groups:
+            group["lr"] = protocol.learning_rate(iteration)
+        loss = nn.functional.cross_entropy(model(inputs[batch]), targets[batch])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        iteration += 1
+        if iteration % log_every == 0 or iteration == protocol.iterations:
+            log.info("iteration %d loss %.4f lr %.6f epoch %d", iteration, loss.item(),
+                     protocol.learning_rate(iteration - 1), shuffler.epoch)
+        if iteration in checkpoints:
+            _save({"fingerprint": fingerprint, "iteration": iteration, "model": model.state_dict()},
+                  checkpoint_path(run_dir, iteration))
+        if iteration in checkpoints or iteration % protocol.resume_every == 0:
+            seconds_now = seconds + time.perf_counter() - started
+            seconds, started = seconds_now, time.perf_counter()
+            save_resume_state()
+
+    manifest = {
+        "fingerprint": fingerprint,
+        "spec": spec.to_dict(),
+        "inputs": fingerprint_extra,
+        "training_examples": int(len(indices)),
+        "epochs_started": shuffler.epoch + 1,
+        "train_seconds": round(seconds, 3),
+        "device": str(torch_device),
+        "checkpoints": [{"iteration": c, "path": str(checkpoint_path(run_dir, c)),
+                         "sha256": file_sha256(checkpoint_path(run_dir, c))} for c in sorted(checkpoints)],
+        "software": software_versions(),
+    }
+    write_json(manifest_path, manifest)
+    return manifest
+
+
+def software_versions() -> dict:
+    """Versions recorded in every run manifest (from package metadata: importing costs seconds)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {"python": platform.python_version(), "platform": platform.platform()}
+    for package in ("imbalance-study", "torch", "numpy", "h5py"):
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = None
+    return versions
+
+
+def load_checkpoint(entry: dict, model: nn.Module, fingerprint: str) -> None:
+    """Load a checkpoint listed in a manifest, refusing one that was altered or belongs to another run."""
+    path = Path(entry["path"])
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: checkpoint listed in the run manifest is missing")
+    if file_sha256(path) != entry["sha256"]:
+        raise ValueError(f"{path}: checkpoint does not match the checksum in its run manifest (truncated or replaced)")
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if payload["fingerprint"] != fingerprint:
+        raise ValueError(f"{path}: checkpoint belongs to another run")
+    model.load_state_dict(payload["model"])

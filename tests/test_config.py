@@ -1,0 +1,83 @@
+import copy
+
+import pytest
+import yaml
+
+from imbalance_study import study
+
+from .conftest import REPO
+
+SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def shipped(name="config.yaml"):
+    return yaml.safe_load((REPO / name).read_text())
+
+
+def test_the_shipped_config_is_valid_and_gets_defaults():
+    config = shipped()
+    study.validate(config, SCHEMA)
+    assert config["datasets"]["digits"]["seed"] == 0
+    assert config["methods"]["over"]["ratio"] == 1
+    assert len(study.runs(config)) == 3 * 3 * 2 * 3
+
+
+def test_the_mnist_config_layered_over_the_default_is_valid():
+    config = shipped()
+    config.update(shipped("configs/mnist_reduced.yaml"))
+    study.validate(config, SCHEMA)
+    assert {run.dataset for run in study.runs(config)} == {"mnist"}
+
+
+def broken(path, value):
+    """The shipped config with the key at ``path`` (dots) set to ``value`` (or removed, for DELETE)."""
+    config = copy.deepcopy(shipped())
+    *parents, last = path.split(".")
+    node = config
+    for key in parents:
+        node = node[int(key)] if isinstance(node, list) else node[key]
+    if value is DELETE:
+        del node[last]
+    elif isinstance(node, list):
+        node[int(last)] = value
+    else:
+        node[last] = value
+    return config
+
+
+DELETE = object()
+
+MALFORMED = [
+    ("datasets.digits.train_per_class", -5, "datasets.digits.train_per_class: -5 is less than the minimum of 1"),
+    ("datasets.digits.train_per_class", 150, "train_per_class + test_per_class = 200"),
+    ("datasets.digits.source", "imagenet", "datasets.digits.source: 'imagenet' is not one of"),
+    ("datasets.digits.minority_classes", "highest", "datasets.digits.minority_classes: 'highest' is not one of"),
+    ("datasets.digits.model", "resnet", "datasets.digits.model: 'resnet' is not one of"),
+    ("datasets.digits.protocol", "cifar", "datasets.digits.protocol: 'cifar' is not among protocols"),
+    ("datasets.digits.model", DELETE, "datasets.digits: 'model' is a required property"),
+    ("protocols.digits.iterations", 0, "protocols.digits.iterations: 0 is less than the minimum of 1"),
+    ("protocols.digits.lr", "fast", "protocols.digits.lr: 'fast' is not of type 'number'"),
+    ("protocols.digits.checkpoints", [100, 5000], "protocols.digits: checkpoints [5000] lie outside 1..1500"),
+    ("protocols.digits.lr_policy", {"name": "cosine"}, "protocols.digits.lr_policy.name: 'cosine' is not one of"),
+    ("protocols.digits.momentum_form", "keras", "protocols.digits.momentum_form: 'keras' is not one of"),
+    ("methods.over.sampler", "smote", "methods.over.sampler: 'smote' is not one of"),
+    ("methods.over.ratio", 0.5, "methods.over.ratio: 0.5 is less than the minimum of 1"),
+    ("methods.over.train", {"checkpoints": [99999]}, "methods.over.train: checkpoints [99999] lie outside"),
+    ("study.methods", ["baseline", "focal"], "study.methods[1]: 'focal' is not among methods"),
+    ("study.datasets", ["cifar10"], "study.datasets[0]: 'cifar10' is not among datasets"),
+    ("study.seeds", [1, 1], "study.seeds: [1, 1] has non-unique elements"),
+    ("study.profiles.step.mu", [0.25], "study.profiles.step.mu[0]: mu=0.25 times 10 classes is 2.5"),
+    ("study.profiles.step.rho", [0.5], "study.profiles.step.rho.0: 0.5 is less than the minimum of 1"),
+    ("study.profiles.step.mu", [1.5], "study.profiles.step.mu.0: 1.5 is greater than the maximum of 1"),
+    ("study.profiles", {}, "study.profiles: {} should be non-empty"),
+    ("device", "tpu", "device: 'tpu' does not match"),
+    ("figures.fig3.methods", ["focal"], "figures.fig3.methods[0]: 'focal' is not among study.methods"),
+    ("study.typo", 1, "study: Additional properties are not allowed ('typo' was unexpected)"),
+]
+
+
+@pytest.mark.parametrize(("path", "value", "message"), MALFORMED, ids=[m[0] + "=" + repr(m[1]) for m in MALFORMED])
+def test_malformed_configs_are_rejected_naming_the_key(path, value, message):
+    with pytest.raises(study.ConfigError) as error:
+        study.validate(broken(path, value), SCHEMA)
+    assert message in str(error.value)

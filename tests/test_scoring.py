@@ -1,0 +1,68 @@
+import numpy as np
+import pytest
+from scipy.special import log_softmax, softmax
+from sklearn.metrics import roc_auc_score
+
+from imbalance_study import scoring
+
+
+def random_log_probs(n=400, k=5, seed=0, scale=3.0):
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(k), n // k)
+    logits = rng.normal(size=(n, k)) * scale
+    logits[np.arange(n), labels] += 2.0
+    return labels, log_softmax(logits, axis=1)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_multiclass_auc_matches_scikit_learn(seed):
+    labels, log_probs = random_log_probs(seed=seed)
+    expected = roc_auc_score(labels, softmax(log_probs, axis=1), multi_class="ovr", average="macro")
+    assert scoring.multiclass_auc(labels, log_probs) == pytest.approx(expected, abs=1e-12)
+
+
+def test_binary_auc_with_ties_matches_scikit_learn():
+    positive = np.array([1, 0, 1, 1, 0, 0, 1, 0], dtype=bool)
+    scores = np.array([0.9, 0.9, 0.5, 0.5, 0.5, 0.1, 0.8, 0.2])
+    assert scoring.binary_auc(positive, scores) == pytest.approx(roc_auc_score(positive, scores))
+    assert scoring.binary_auc(positive, positive.astype(float)) == 1.0
+
+
+def test_two_class_auc_is_the_binary_auc():
+    labels, log_probs = random_log_probs(k=2, seed=3)
+    expected = roc_auc_score(labels, softmax(log_probs, axis=1)[:, 1])
+    assert scoring.multiclass_auc(labels, log_probs) == pytest.approx(expected)
+
+
+def test_float64_log_probabilities_avoid_float32_saturation_ties():
+    # Confident logits: a float32 softmax rounds both to exactly 1.0 and ties them.
+    logits = np.array([[40.0, 0.0], [30.0, 0.0]])
+    assert np.all(softmax(logits.astype(np.float32), axis=1)[:, 0] == np.float32(1.0))
+    log_probs = log_softmax(logits, axis=1)
+    assert log_probs[0, 0] > log_probs[1, 0]
+
+
+def test_thresholding_divides_by_priors_and_renormalises():
+    log_probs = np.log(np.array([[0.6, 0.3, 0.1], [0.5, 0.45, 0.05]]))
+    priors = np.array([0.8, 0.1, 0.1])
+    adjusted = scoring.thresholded_log_scores(log_probs, priors)
+    expected = np.array([[0.6 / 0.8, 0.3 / 0.1, 0.1 / 0.1], [0.5 / 0.8, 0.45 / 0.1, 0.05 / 0.1]])
+    expected /= expected.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(np.exp(adjusted), expected)
+    assert adjusted.argmax(axis=1).tolist() == [1, 1]
+
+
+def test_score_rows_known_case():
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    probabilities = np.array([[.7, .2, .1], [.6, .25, .15], [.5, .4, .1], [.2, .7, .1], [.5, .1, .4], [.1, .1, .8]])
+    counts = np.array([100, 50, 50])
+    rows = scoring.score(np.log(probabilities), labels, counts, minority=counts < 100, iteration=7)
+    table = {(r["thresholded"], r["metric"], r["class"]): r["value"] for r in rows}
+    assert table[(False, "accuracy", -1)] == pytest.approx(4 / 6)
+    assert [table[(False, "recall", k)] for k in range(3)] == [1.0, 0.5, 0.5]
+    # Dividing by the priors (.5, .25, .25) moves both misclassified minority examples to their class.
+    assert table[(True, "accuracy", -1)] == pytest.approx(1.0)
+    assert table[(False, "roc_auc", -1)] == pytest.approx(
+        roc_auc_score(labels, probabilities, multi_class="ovr", average="macro"))
+    groups = {r["class"]: r["group"] for r in rows if r["metric"] == "recall"}
+    assert groups == {0: "majority", 1: "minority", 2: "minority"}

@@ -1,0 +1,152 @@
+import numpy as np
+import pytest
+import torch
+
+from imbalance_study import models, training
+
+
+def tiny_data(n_per_class=20, k=3, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(k), n_per_class)
+    images = rng.integers(0, 60, size=(len(labels), 8, 8), dtype=np.uint8)
+    for label in range(k):  # a bright row per class makes the task learnable
+        images[labels == label, 2 * label + 1, :] = 250
+    return images, labels
+
+
+def protocol(**overrides):
+    settings = dict(iterations=60, batch_size=8, lr=0.05, momentum=0.9, weight_decay=5e-4,
+                    lr_policy={"name": "inv", "gamma": 1e-3, "power": 0.75}, checkpoints=[20, 60], resume_every=10)
+    settings.update(overrides)
+    return training.Protocol.from_config(settings)
+
+
+def spec(**overrides):
+    return training.RunSpec(dataset="toy", profile="step-mu0.5-rho2", seed=1, method="baseline",
+                            model="digits_cnn", protocol=protocol(**overrides))
+
+
+def test_inv_policy_is_caffes():
+    p = protocol(lr=0.01, lr_policy={"name": "inv", "gamma": 1e-4, "power": 0.75})
+    assert p.learning_rate(0) == 0.01
+    assert p.learning_rate(10_000) == pytest.approx(0.01 * (1 + 1e-4 * 10_000) ** -0.75)
+
+
+def test_checkpoint_schedules_include_the_last_iteration():
+    assert training.checkpoint_iterations([100, 50], 1000) == [50, 100, 1000]
+    log_spaced = training.checkpoint_iterations({"spacing": "log", "count": 5, "first": 10}, 10_000)
+    assert log_spaced == [10, 56, 316, 1778, 10000]
+    assert training.checkpoint_iterations({"spacing": "linear", "count": 4}, 100) == [25, 50, 75, 100]
+    with pytest.raises(ValueError, match="outside"):
+        protocol(checkpoints=[61])
+
+
+def test_caffe_momentum_form_differs_from_pytorch_only_when_lr_changes():
+    def run(form, lrs):
+        weight = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
+        optimizer = training.make_optimizer(protocol(momentum_form=form, weight_decay=0.0, momentum=0.9), [weight])
+        for lr in lrs:
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            optimizer.zero_grad()
+            (weight ** 2).sum().backward()
+            optimizer.step()
+        return weight.detach().clone()
+
+    constant = [0.1] * 5
+    torch.testing.assert_close(run("caffe", constant), run("pytorch", constant))
+    decaying = [0.1, 0.05, 0.02, 0.01, 0.005]
+    assert not torch.allclose(run("caffe", decaying), run("pytorch", decaying))
+    # By hand, Caffe's form: v1 = lr0*g0; v2 = m*v1 + lr1*g1.
+    w0 = torch.tensor([1.0, -2.0])
+    v1 = 0.1 * 2 * w0
+    w1 = w0 - v1
+    v2 = 0.9 * v1 + 0.05 * 2 * w1
+    torch.testing.assert_close(run("caffe", [0.1, 0.05]), w1 - v2)
+
+
+def test_epoch_shuffler_visits_every_example_once_per_epoch_and_resumes():
+    shuffler = training.EpochShuffler(np.arange(10), np.random.default_rng(0))
+    drawn = np.concatenate([shuffler.next_batch(4) for _ in range(5)])
+    assert sorted(drawn[:10]) == list(range(10)) and sorted(drawn[10:20]) == list(range(10))
+    state = shuffler.state_dict()
+    expected = shuffler.next_batch(7)
+    restored = training.EpochShuffler(np.arange(10), np.random.default_rng(99))
+    restored.load_state_dict(state)
+    assert np.array_equal(restored.next_batch(7), expected)
+
+
+def final_weights(run_dir):
+    return torch.load(training.checkpoint_path(run_dir, 60), weights_only=True)["model"]
+
+
+def test_training_learns_and_writes_checkpoints_and_manifest(tmp_path):
+    images, labels = tiny_data()
+    manifest = training.train(spec(), images, labels, np.arange(len(labels)), tmp_path / "run",
+                              tmp_path / "run" / "run.json", {"index_sha256": "x"})
+    assert [c["iteration"] for c in manifest["checkpoints"]] == [20, 60]
+    model = models.build("digits_cnn", 3, (8, 8))
+    training.load_checkpoint(manifest["checkpoints"][-1], model, manifest["fingerprint"])
+    predictions = model.eval()(models.to_input(torch.from_numpy(images))).argmax(1).numpy()
+    assert np.mean(predictions == labels) > 0.9
+
+
+class Killed(Exception):
+    pass
+
+
+def test_resume_after_a_crash_is_bit_identical(tmp_path, monkeypatch):
+    images, labels = tiny_data()
+    indices = np.arange(len(labels))
+    training.train(spec(), images, labels, indices, tmp_path / "whole", tmp_path / "whole.json", {})
+
+    real_step = training.CaffeSGD.step
+    calls = {"n": 0}
+
+    def dying_step(self, closure=None):
+        calls["n"] += 1
+        if calls["n"] == 37:  # between resume saves at 30 and 40
+            raise Killed()
+        return real_step(self, closure)
+
+    monkeypatch.setattr(training.CaffeSGD, "step", dying_step)
+    with pytest.raises(Killed):
+        training.train(spec(), images, labels, indices, tmp_path / "crashed", tmp_path / "crashed.json", {})
+    assert not (tmp_path / "crashed.json").exists()
+    monkeypatch.setattr(training.CaffeSGD, "step", real_step)
+    manifest = training.train(spec(), images, labels, indices, tmp_path / "crashed", tmp_path / "crashed.json", {})
+    for name, tensor in final_weights(tmp_path / "whole").items():
+        assert torch.equal(tensor, final_weights(tmp_path / "crashed")[name]), name
+    assert manifest["checkpoints"][0]["iteration"] == 20
+
+
+def test_stale_resume_state_of_other_settings_is_not_used(tmp_path):
+    images, labels = tiny_data()
+    indices = np.arange(len(labels))
+    training.train(spec(lr=0.05), images, labels, indices, tmp_path / "run", tmp_path / "a.json", {})
+    training.train(spec(lr=0.02), images, labels, indices, tmp_path / "fresh", tmp_path / "b.json", {})
+    training.train(spec(lr=0.02), images, labels, indices, tmp_path / "run", tmp_path / "c.json", {})
+    for name, tensor in final_weights(tmp_path / "fresh").items():
+        assert torch.equal(tensor, final_weights(tmp_path / "run")[name]), name
+
+
+def test_a_replaced_checkpoint_is_refused(tmp_path):
+    images, labels = tiny_data()
+    manifest = training.train(spec(), images, labels, np.arange(len(labels)), tmp_path, tmp_path / "run.json", {})
+    path = training.checkpoint_path(tmp_path, 20)
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(ValueError, match="iter0000020.pt.*checksum"):
+        training.load_checkpoint(manifest["checkpoints"][0], models.build("digits_cnn", 3, (8, 8)),
+                                 manifest["fingerprint"])
+
+
+def test_lenet5_matches_the_papers_table_2():
+    model = models.build("lenet5", 10, (28, 28))
+    shapes = {name: tuple(p.shape) for name, p in model.named_parameters()}
+    assert shapes == {"conv1.weight": (20, 1, 5, 5), "conv1.bias": (20,), "conv2.weight": (50, 20, 5, 5),
+                      "conv2.bias": (50,), "fc1.weight": (500, 800), "fc1.bias": (500,),
+                      "fc2.weight": (10, 500), "fc2.bias": (10,)}
+    assert all(torch.count_nonzero(p) == 0 for n, p in model.named_parameters() if n.endswith("bias"))
+    bound = (3 / 800) ** 0.5
+    assert model.fc1.weight.abs().max() <= bound and model.fc1.weight.abs().max() > 0.9 * bound
+    assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)

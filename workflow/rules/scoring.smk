@@ -1,0 +1,16 @@
+rule score:
+    input:
+        dataset=DATASET,
+        manifest=MANIFEST,
+        imbalanced=imbalanced_index,
+    output:
+        scores=SCORES,
+    params:
+        device=config["device"],
+    log:
+        "logs/score/{dataset}/{profile}/seed{seed}/{method}.log",
+    threads: 1
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../../scripts/score.py"

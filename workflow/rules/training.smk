@@ -1,0 +1,17 @@
+rule train:
+    input:
+        dataset=DATASET,
+        index=training_index,
+    output:
+        manifest=MANIFEST,
+    params:
+        model=run_model,
+        protocol=run_protocol,
+        device=config["device"],
+    log:
+        "logs/train/{dataset}/{profile}/seed{seed}/{method}.log",
+    threads: 1
+    conda:
+        "../../envs/torch.yaml"
+    script:
+        "../../scripts/train.py"
