@@ -95,35 +95,47 @@ class Killed(Exception):
     pass
 
 
-def test_resume_after_a_crash_is_bit_identical(tmp_path, monkeypatch):
-    images, labels = tiny_data()
-    indices = np.arange(len(labels))
-    training.train(spec(), images, labels, indices, tmp_path / "whole", tmp_path / "whole.json", {})
-
+def crash_at_step(monkeypatch, step_number):
+    """Make the optimizer die at its ``step_number``-th step, like a job killed mid-run."""
     real_step = training.CaffeSGD.step
     calls = {"n": 0}
 
     def dying_step(self, closure=None):
         calls["n"] += 1
-        if calls["n"] == 37:  # between resume saves at 30 and 40
+        if calls["n"] == step_number:
             raise Killed()
         return real_step(self, closure)
 
     monkeypatch.setattr(training.CaffeSGD, "step", dying_step)
+    return lambda: monkeypatch.setattr(training.CaffeSGD, "step", real_step)
+
+
+def test_resume_after_a_crash_is_bit_identical(tmp_path, monkeypatch):
+    images, labels = tiny_data()
+    indices = np.arange(len(labels))
+    training.train(spec(), images, labels, indices, tmp_path / "whole", tmp_path / "whole.json", {})
+
+    restore = crash_at_step(monkeypatch, 37)  # between resume saves at 30 and 40
     with pytest.raises(Killed):
         training.train(spec(), images, labels, indices, tmp_path / "crashed", tmp_path / "crashed.json", {})
     assert not (tmp_path / "crashed.json").exists()
-    monkeypatch.setattr(training.CaffeSGD, "step", real_step)
+    assert torch.load(tmp_path / "crashed" / "resume.pt", weights_only=False)["iteration"] == 30
+    restore()
     manifest = training.train(spec(), images, labels, indices, tmp_path / "crashed", tmp_path / "crashed.json", {})
     for name, tensor in final_weights(tmp_path / "whole").items():
         assert torch.equal(tensor, final_weights(tmp_path / "crashed")[name]), name
     assert manifest["checkpoints"][0]["iteration"] == 20
+    assert not (tmp_path / "crashed" / "resume.pt").exists()
 
 
-def test_stale_resume_state_of_other_settings_is_not_used(tmp_path):
+def test_stale_resume_state_of_other_settings_is_not_used(tmp_path, monkeypatch):
     images, labels = tiny_data()
     indices = np.arange(len(labels))
-    training.train(spec(lr=0.05), images, labels, indices, tmp_path / "run", tmp_path / "a.json", {})
+    restore = crash_at_step(monkeypatch, 45)
+    with pytest.raises(Killed):
+        training.train(spec(lr=0.05), images, labels, indices, tmp_path / "run", tmp_path / "a.json", {})
+    restore()
+    assert (tmp_path / "run" / "resume.pt").exists()
     training.train(spec(lr=0.02), images, labels, indices, tmp_path / "fresh", tmp_path / "b.json", {})
     training.train(spec(lr=0.02), images, labels, indices, tmp_path / "run", tmp_path / "c.json", {})
     for name, tensor in final_weights(tmp_path / "fresh").items():

@@ -54,14 +54,21 @@ def _filling_defaults(validator_class):
     return jsonschema.validators.extend(validator_class, {"properties": fill_then_check})
 
 
+def key_path(parts) -> str:
+    """``['study', 'seeds', 0]`` as ``study.seeds[0]``, the way the cross-field checks name keys."""
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return text.lstrip(".") or "(top level)"
+
+
 def schema_errors(config: dict, schema_path: str | Path) -> list[str]:
     """Every schema violation as ``key.path: problem``, sorted; fills in the schema's defaults."""
     schema = yaml.safe_load(Path(schema_path).read_text())
     validator = _filling_defaults(jsonschema.Draft202012Validator)(schema)
     messages = []
     for error in validator.iter_errors(config):
-        key = ".".join(str(part) for part in error.absolute_path) or "(top level)"
-        messages.append(f"{key}: {error.message}")
+        messages.append(f"{key_path(error.absolute_path)}: {error.message}")
     return sorted(messages)
 
 

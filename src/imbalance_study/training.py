@@ -4,7 +4,8 @@ A run directory holds::
 
     checkpoints/iter0001000.pt   model weights at each configured iteration
     resume.pt                    everything needed to continue after a kill (not a Snakemake output,
-                                 so Snakemake never deletes it when a job fails)
+                                 so Snakemake never deletes it when a job fails); removed once the
+                                 run is complete
     run.json                     the manifest, written last: its presence means the run is complete
 
 Every state file carries the run's fingerprint (its settings, the index file and the dataset), so a
@@ -250,6 +251,9 @@ def train(spec: RunSpec, images: np.ndarray, labels: np.ndarray, indices: np.nda
         torch.set_rng_state(state["torch_rng"])
         iteration, seconds = state["iteration"], state["seconds"]
         log.info("resuming %s at iteration %d of %d", run_dir, iteration, protocol.iterations)
+    else:
+        for stale in (run_dir / "checkpoints").glob("iter*.pt"):  # left by a run with other settings
+            stale.unlink()
 
     def save_resume_state():
         _save({"fingerprint": fingerprint, "iteration": iteration, "seconds": seconds,
@@ -292,6 +296,8 @@ def train(spec: RunSpec, images: np.ndarray, labels: np.ndarray, indices: np.nda
         "software": software_versions(),
     }
     write_json(manifest_path, manifest)
+    # The finished run needs no resume state; it would double the run's disk use.
+    resume_path.unlink(missing_ok=True)
     return manifest
 
 
