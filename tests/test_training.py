@@ -162,3 +162,16 @@ def test_lenet5_matches_the_papers_table_2():
     bound = (3 / 800) ** 0.5
     assert model.fc1.weight.abs().max() <= bound and model.fc1.weight.abs().max() > 0.9 * bound
     assert model(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_same_settings_give_identical_scores(tmp_path):
+    from imbalance_study import datasets, scoring
+
+    images, labels = tiny_data()
+    dataset = datasets.Dataset("toy", images, labels, images, labels, ["a", "b", "c"])
+    results = []
+    for name in ("first", "second"):
+        manifest = training.train(spec(), images, labels, np.arange(len(labels)), tmp_path / name,
+                                  tmp_path / name / "run.json", {})
+        results.append(scoring.score_run(manifest, dataset, np.arange(len(labels)), {"run": 1}))
+    assert results[0] == results[1]

@@ -10,6 +10,8 @@ from typing import Iterator
 
 import numpy as np
 
+TEMPORARY_PREFIX = ".tmp-"
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
@@ -20,7 +22,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
-    temporary = final.with_name(f".tmp-{os.getpid()}-{final.name}")
+    temporary = final.with_name(f"{TEMPORARY_PREFIX}{os.getpid()}-{final.name}")
     try:
         yield temporary
         with open(temporary, "rb") as handle:

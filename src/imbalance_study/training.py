@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from . import models
-from .atomic import atomic_path, write_json
+from .atomic import TEMPORARY_PREFIX, atomic_path, write_json
 from .imbalance import stable_hash
 
 log = logging.getLogger(__name__)
@@ -241,6 +241,8 @@ def train(spec: RunSpec, images: np.ndarray, labels: np.ndarray, indices: np.nda
     inputs = models.to_input(torch.from_numpy(images)).to(torch_device)
     targets = torch.from_numpy(labels).to(torch_device)
 
+    for half_written in run_dir.rglob(f"{TEMPORARY_PREFIX}*"):  # left by a job killed while writing
+        half_written.unlink()
     resume_path = run_dir / "resume.pt"
     state = _load_resume_state(resume_path, fingerprint)
     iteration, seconds = 0, 0.0

@@ -1,0 +1,59 @@
+"""A training process killed with SIGKILL resumes and ends bit-identical to an uninterrupted run."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import torch
+
+from imbalance_study import training
+
+TRAIN = textwrap.dedent("""
+    import sys
+    import numpy as np
+    import torch
+    from imbalance_study import training
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), 30)
+    images = rng.integers(0, 255, size=(90, 8, 8), dtype=np.uint8)
+    protocol = training.Protocol.from_config({
+        "iterations": 1500, "batch_size": 16, "lr": 0.02, "weight_decay": 5e-4,
+        "lr_policy": {"name": "inv", "gamma": 1e-3, "power": 0.75}, "checkpoints": [750, 1500],
+        "resume_every": 25})
+    spec = training.RunSpec("toy", "step-mu0.5-rho2", 3, "over", "digits_cnn", protocol)
+    training.train(spec, images, labels, np.arange(90), sys.argv[1], sys.argv[1] + "/run.json", {})
+""")
+
+
+def start(run_dir):
+    return subprocess.Popen([sys.executable, "-c", TRAIN, str(run_dir)])
+
+
+def test_sigkill_mid_run_then_rerun_is_bit_identical(tmp_path):
+    whole = start(tmp_path / "whole")
+    assert whole.wait(timeout=300) == 0
+
+    victim = start(tmp_path / "killed")
+    resume = tmp_path / "killed" / "resume.pt"
+    deadline = time.monotonic() + 120
+    while not resume.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.wait()
+    assert victim.returncode == -signal.SIGKILL
+    assert not (tmp_path / "killed" / "run.json").exists(), "the run finished before it could be killed"
+    killed_at = torch.load(resume, weights_only=False)["iteration"]
+    assert 0 < killed_at < 1500
+
+    rerun = start(tmp_path / "killed")
+    assert rerun.wait(timeout=300) == 0
+    for iteration in (750, 1500):
+        expected = torch.load(training.checkpoint_path(tmp_path / "whole", iteration), weights_only=True)["model"]
+        resumed = torch.load(training.checkpoint_path(tmp_path / "killed", iteration), weights_only=True)["model"]
+        assert all(torch.equal(expected[name], resumed[name]) for name in expected)
+    assert not list((tmp_path / "killed").rglob(".tmp-*")), "a temporary file was left under the run"
