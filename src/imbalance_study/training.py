@@ -281,8 +281,8 @@ def train(spec: RunSpec, images: np.ndarray, labels: np.ndarray, indices: np.nda
             _save({"fingerprint": fingerprint, "iteration": iteration, "model": model.state_dict()},
                   checkpoint_path(run_dir, iteration))
         if iteration in checkpoints or iteration % protocol.resume_every == 0:
-            seconds_now = seconds + time.perf_counter() - started
-            seconds, started = seconds_now, time.perf_counter()
+            now = time.perf_counter()
+            seconds, started = seconds + now - started, now
             save_resume_state()
 
     manifest = {
