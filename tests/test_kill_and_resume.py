@@ -10,6 +10,7 @@ import time
 import torch
 
 from imbalance_study import training
+from imbalance_study.atomic import TEMPORARY_PREFIX
 
 TRAIN = textwrap.dedent("""
     import sys
@@ -56,4 +57,4 @@ def test_sigkill_mid_run_then_rerun_is_bit_identical(tmp_path):
         expected = torch.load(training.checkpoint_path(tmp_path / "whole", iteration), weights_only=True)["model"]
         resumed = torch.load(training.checkpoint_path(tmp_path / "killed", iteration), weights_only=True)["model"]
         assert all(torch.equal(expected[name], resumed[name]) for name in expected)
-    assert not list((tmp_path / "killed").rglob(".tmp-*")), "a temporary file was left under the run"
+    assert not list((tmp_path / "killed").rglob(f"{TEMPORARY_PREFIX}*")), "a temporary file was left under the run"
