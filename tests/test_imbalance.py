@@ -76,3 +76,58 @@ def test_index_file_outside_the_pool_is_refused(tmp_path):
     write_npy(tmp_path / "bad.npy", np.array([0, 5, 1000]))
     with pytest.raises(imbalance.ProfileError, match=r"bad\.npy.*0\.\.999"):
         imbalance.load_indices(tmp_path / "bad.npy", pool_size=1000)
+
+
+def test_linear_profile_steps_evenly_from_cap_to_cap_over_rho():
+    counts = imbalance.ramp("linear", 10).ranked_counts(K, 1000)
+    assert counts.tolist() == [100, 200, 300, 400, 500, 600, 700, 800, 900, 1000]
+    # MNIST's largest ratio leaves one example in the smallest class.
+    assert imbalance.ramp("linear", 5000).ranked_counts(K, 5000)[0] == 1
+
+
+def test_exponential_profile_is_the_long_tail_of_cifar10_lt():
+    counts = imbalance.ramp("exponential", 100).ranked_counts(K, 5000)
+    expected = [int(np.floor(5000 * 100 ** (-i / 9) + 1e-9)) for i in range(K)][::-1]
+    assert counts.tolist() == expected
+    assert counts[0] == 50 and counts[-1] == 5000
+
+
+@pytest.mark.parametrize("name", ["linear-rho10", "exponential-rho2.5", "step-mu0.3-rho100"])
+def test_profile_names_round_trip(name):
+    assert imbalance.parse_profile(name).name == name
+
+
+def test_ramp_ranking_random_per_seed_or_lowest_labels_smallest():
+    labels = pool(100)
+    profile = imbalance.ramp("linear", 10)
+    lowest = imbalance.class_counts_of(imbalance.imbalanced_indices(labels, profile, 100, 1, "lowest"), labels, K)
+    assert lowest.tolist() == [10, 20, 30, 40, 50, 60, 70, 80, 90, 100]
+    orders = {tuple(imbalance.class_counts_of(imbalance.imbalanced_indices(labels, profile, 100, seed), labels, K))
+              for seed in range(4)}
+    assert len(orders) > 1 and all(sorted(order) == lowest.tolist() for order in orders)
+
+
+def test_classes_short_of_the_cap_are_always_minority():
+    labels = np.repeat(np.arange(K), 100)
+    labels = labels[~((labels == 7) & (np.arange(len(labels)) % 100 >= 60))]  # class 7 has 60 < cap 100
+    for seed in range(5):
+        counts = imbalance.class_counts_of(
+            imbalance.imbalanced_indices(labels, imbalance.step(0.2, 10), 100, seed), labels, K)
+        assert counts[7] == 10 and sorted(counts.tolist()) == [10, 10] + [100] * 8
+
+
+def test_a_profile_asking_more_than_a_short_class_has_is_refused():
+    labels = np.repeat(np.arange(K), 100)
+    labels = labels[~((labels == 3) & (np.arange(len(labels)) % 100 >= 5))]  # class 3 has 5 examples
+    with pytest.raises(imbalance.ProfileError, match="class 3 needs 10 examples but the pool has 5"):
+        imbalance.imbalanced_indices(labels, imbalance.step(0.1, 10), 100, seed=1)
+
+
+@pytest.mark.parametrize(("counts", "minority"), [
+    ([100, 10, 100, 10], [False, True, False, True]),
+    ([10, 20, 30, 40, 50, 60], [True, True, True, False, False, False]),
+    ([50, 50, 50], [False, False, False]),
+    ([357, 21], [False, True]),
+])
+def test_minority_mask(counts, minority):
+    assert imbalance.minority_mask(np.array(counts)).tolist() == minority

@@ -1,8 +1,15 @@
 """Imbalance profiles and the imbalanced index files drawn from a balanced training pool.
 
 A profile is written as one path component, so that it can be a Snakemake wildcard:
-``step-mu0.2-rho10`` (a fraction ``mu`` of the classes are minority classes with ``cap / rho``
-examples each; the others keep ``cap``).
+
+- ``step-mu0.2-rho10``: a fraction ``mu`` of the classes are minority classes with ``cap / rho``
+  examples each; the others keep ``cap`` (the paper's step imbalance);
+- ``linear-rho10``: counts fall in equal steps from ``cap`` to ``cap / rho`` (the paper's linear
+  imbalance);
+- ``exponential-rho10``: the long tail of CIFAR-10-LT, ``n_i = cap * rho ** (-i / (K - 1))``.
+
+For linear and exponential profiles, classes are ranked from the largest to the smallest by the
+same rule that picks minority classes: a random order per seed, or the lowest labels smallest.
 
 Index files hold sorted int64 indices into the dataset's training pool.
 """
@@ -15,9 +22,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-PROFILE_KINDS = ("step",)
+PROFILE_KINDS = ("step", "linear", "exponential")
 MINORITY_RULES = ("random", "lowest")
 _STEP_PATTERN = re.compile(r"^step-mu(?P<mu>[0-9.]+)-rho(?P<rho>[0-9.]+)$")
+_RAMP_PATTERN = re.compile(r"^(?P<kind>linear|exponential)-rho(?P<rho>[0-9.]+)$")
 
 
 class ProfileError(ValueError):
@@ -36,9 +44,14 @@ class Profile:
 
     @property
     def name(self) -> str:
-        return f"step-mu{_number(self.mu)}-rho{_number(self.rho)}"
+        if self.kind == "step":
+            return f"step-mu{_number(self.mu)}-rho{_number(self.rho)}"
+        return f"{self.kind}-rho{_number(self.rho)}"
 
-    def n_minority(self, n_classes: int) -> int:
+    def n_minority(self, n_classes: int) -> int | None:
+        """Minority classes of a step profile; None for linear and exponential ones (no single count)."""
+        if self.kind != "step":
+            return None
         exact = self.mu * n_classes
         if abs(exact - round(exact)) > 1e-9:
             raise ProfileError(
@@ -46,14 +59,24 @@ class Profile:
             )
         return int(round(exact))
 
-    def class_counts(self, n_classes: int, cap: int, minority_classes: np.ndarray) -> np.ndarray:
-        """Examples per class: the cap for majority classes, ``max(1, floor(cap / rho))`` for minority ones.
+    def ranked_counts(self, n_classes: int, cap: int) -> np.ndarray:
+        """Examples per class from the smallest class to the largest, never fewer than one.
 
-        Flooring keeps the realised ratio at or above ``rho`` when ``rho`` does not divide ``cap``.
+        Counts are floored, which keeps the realised ratio at or above ``rho``.
         """
-        counts = np.full(n_classes, cap, dtype=np.int64)
-        counts[minority_classes] = max(1, int(np.floor(cap / self.rho)))
-        return counts
+        if self.kind == "step":
+            n_minority = self.n_minority(n_classes)
+            counts = np.full(n_classes, cap, dtype=np.int64)
+            counts[:n_minority] = np.floor(cap / self.rho)
+        else:
+            position = np.arange(n_classes)[::-1] / max(1, n_classes - 1)  # 1 for the smallest, 0 for the largest
+            if self.kind == "linear":
+                exact = cap - (cap - cap / self.rho) * position
+            else:
+                exact = cap * self.rho ** (-position)
+            # Guard against 99.99999 flooring to 99 where the exact count is whole.
+            counts = np.floor(exact + 1e-9).astype(np.int64)
+        return np.maximum(counts, 1)
 
 
 def step(mu: float, rho: float) -> Profile:
@@ -64,11 +87,24 @@ def step(mu: float, rho: float) -> Profile:
     return Profile("step", rho=float(rho), mu=float(mu))
 
 
+def ramp(kind: str, rho: float) -> Profile:
+    """A linear or exponential profile."""
+    if kind not in ("linear", "exponential"):
+        raise ProfileError(f"unknown profile kind '{kind}', expected one of {PROFILE_KINDS}")
+    if rho < 1:
+        raise ProfileError(f"rho={rho}: the majority/minority ratio must be at least 1")
+    return Profile(kind, rho=float(rho))
+
+
 def parse_profile(name: str) -> Profile:
     match = _STEP_PATTERN.match(name)
-    if match is None:
-        raise ProfileError(f"'{name}' is not a profile name (expected e.g. step-mu0.2-rho10)")
-    return step(float(match["mu"]), float(match["rho"]))
+    if match is not None:
+        return step(float(match["mu"]), float(match["rho"]))
+    match = _RAMP_PATTERN.match(name)
+    if match is not None:
+        return ramp(match["kind"], float(match["rho"]))
+    raise ProfileError(f"'{name}' is not a profile name (expected e.g. step-mu0.2-rho10, linear-rho10, "
+                       f"exponential-rho10)")
 
 
 def stable_hash(text: str) -> int:
@@ -90,24 +126,64 @@ def minority_classes(n_classes: int, n_minority: int, rule: str, seed: int) -> n
     raise ProfileError(f"minority_classes: unknown rule '{rule}', expected one of {MINORITY_RULES}")
 
 
+def class_ranking(profile: Profile, n_classes: int, rule: str, seed: int, short: np.ndarray) -> np.ndarray:
+    """Classes ordered from the one that gets the fewest examples to the one that gets the most.
+
+    ``short`` lists classes with fewer examples than the cap: they can never be majority classes
+    (ImageNet's rule), so they come first, and the rule orders the rest.
+    """
+    if rule not in MINORITY_RULES:
+        raise ProfileError(f"minority_classes: unknown rule '{rule}', expected one of {MINORITY_RULES}")
+    if profile.kind == "step" and len(short) == 0:
+        minority = minority_classes(n_classes, profile.n_minority(n_classes), rule, seed)
+        return np.concatenate([minority, np.setdiff1d(np.arange(n_classes), minority)])
+    rest = np.setdiff1d(np.arange(n_classes), short)
+    if rule == "random":
+        rest = np.random.default_rng([seed, stable_hash("ranking")]).permutation(rest)
+    return np.concatenate([np.sort(short), rest])
+
+
+def class_counts(profile: Profile, n_classes: int, cap: int, rule: str, seed: int,
+                 short: np.ndarray = np.array([], dtype=np.int64)) -> np.ndarray:
+    """Examples per class (indexed by label) for ``profile``."""
+    counts = np.empty(n_classes, dtype=np.int64)
+    counts[class_ranking(profile, n_classes, rule, seed, short)] = profile.ranked_counts(n_classes, cap)
+    return counts
+
+
+def minority_mask(counts: np.ndarray) -> np.ndarray:
+    """Which classes count as minority in per-group scores.
+
+    With two distinct counts (step imbalance, binary data) the smaller classes; with more (linear,
+    exponential, partial sampling) the classes below the median count. A balanced set has none.
+    """
+    counts = np.asarray(counts)
+    if len(np.unique(counts)) <= 2:
+        return counts < counts.max()
+    return counts < np.median(counts)
+
+
 def imbalanced_indices(pool_labels: np.ndarray, profile: Profile, cap: int, seed: int,
                        minority_rule: str = "random") -> np.ndarray:
     """Indices into the pool forming the imbalanced training set for ``profile`` and ``seed``.
 
     Each class is subsampled from one fixed permutation per (seed, class), so the set at a larger
-    rho is contained in the set at a smaller one.
+    rho is contained in the set at a smaller one. A class with fewer pool examples than ``cap`` is
+    always among the smallest classes, and must hold at least the count the profile gives it.
     """
     classes = np.unique(pool_labels)
     n_classes = len(classes)
     if not np.array_equal(classes, np.arange(n_classes)):
         raise ProfileError(f"pool labels must be 0..K-1, found {classes.tolist()}")
-    minority = minority_classes(n_classes, profile.n_minority(n_classes), minority_rule, seed)
-    counts = profile.class_counts(n_classes, cap, minority)
+    available = np.bincount(pool_labels, minlength=n_classes)
+    short = np.flatnonzero(available < cap)
+    counts = class_counts(profile, n_classes, cap, minority_rule, seed, short)
     chosen = []
     for label in classes:
+        if available[label] < counts[label]:
+            raise ProfileError(f"profile {profile.name}: class {label} needs {counts[label]} examples but the "
+                               f"pool has {available[label]} (cap {cap})")
         members = np.flatnonzero(pool_labels == label)
-        if len(members) < counts[label]:
-            raise ProfileError(f"class {label} has {len(members)} examples in the pool, fewer than the cap {cap}")
         order = np.random.default_rng([seed, stable_hash("class"), int(label)]).permutation(members)
         chosen.append(order[: counts[label]])
     return np.sort(np.concatenate(chosen)).astype(np.int64)
