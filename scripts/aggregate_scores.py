@@ -1,10 +1,10 @@
-"""Rule aggregate_scores: every run's scores -> one tidy table."""
+"""Rule aggregate_scores: every run's scores -> one tidy table, with the runs of lr searches selected."""
 
 import _src  # noqa: F401  (puts src/ on sys.path)
 
-from imbalance_study import figures, logs
+from imbalance_study import figures, logs, selection
 
 log = logs.to_file(snakemake.log[0])
-table = figures.load_scores(snakemake.input.scores)
+table = selection.mark_selected(figures.load_scores(snakemake.input.scores))
 figures.write_table(table, snakemake.output.table)
 log.info("%d rows from %d runs", len(table), len(snakemake.input.scores))

@@ -2,15 +2,13 @@
 
 import _src  # noqa: F401  (puts src/ on sys.path)
 
-import numpy as np
-
 from imbalance_study import datasets, imbalance, logs
 from imbalance_study.atomic import write_npy
 
 log = logs.to_file(snakemake.log[0])
 labels = datasets.load_labels(snakemake.input.dataset, "train")
 profile = imbalance.parse_profile(snakemake.wildcards.profile)
-cap = int(np.bincount(labels).min())
+cap = int(snakemake.params.cap)  # classes with fewer examples (ImageNet's) are always minority
 indices = imbalance.imbalanced_indices(labels, profile, cap, int(snakemake.wildcards.seed),
                                        snakemake.params.minority_classes)
 write_npy(snakemake.output.index, indices)

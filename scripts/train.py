@@ -2,6 +2,7 @@
 
 import _src  # noqa: F401  (puts src/ on sys.path)
 
+import json
 from pathlib import Path
 
 import torch
@@ -18,8 +19,13 @@ spec = training.RunSpec(dataset=wildcards.dataset, profile=wildcards.profile, se
                         protocol=training.Protocol.from_config(snakemake.params.protocol))
 inputs = {"index_file": Path(snakemake.input.index).name, "index_sha256": training.file_sha256(snakemake.input.index),
           "dataset_sha256": dataset.digest}
+phase_one = None
+if snakemake.input.get("phase_one"):
+    with open(snakemake.input.phase_one) as handle:
+        phase_one = json.load(handle)
+    log.info("second phase: starting from %s", snakemake.input.phase_one)
 manifest = training.train(spec, dataset.train_images, dataset.train_labels, indices,
                           run_dir=Path(snakemake.output.manifest).parent, manifest_path=snakemake.output.manifest,
-                          fingerprint_extra=inputs, device=snakemake.params.device)
+                          fingerprint_extra=inputs, device=snakemake.params.device, phase_one=phase_one)
 log.info("trained %d iterations on %d examples in %.1f s on %s", spec.protocol.iterations,
          manifest["training_examples"], manifest["train_seconds"], manifest["device"])

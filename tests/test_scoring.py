@@ -64,5 +64,12 @@ def test_score_rows_known_case():
     assert table[(True, "accuracy", -1)] == pytest.approx(1.0)
     assert table[(False, "roc_auc", -1)] == pytest.approx(
         roc_auc_score(labels, probabilities, multi_class="ovr", average="macro"))
-    groups = {r["class"]: r["group"] for r in rows if r["metric"] == "recall"}
+    groups = {r["class"]: r["group"] for r in rows if r["metric"] == "recall" and r["class"] >= 0}
     assert groups == {0: "majority", 1: "minority", 2: "minority"}
+    group_means = {(r["thresholded"], r["group"]): r["value"] for r in rows if r["metric"] == "recall" and r["class"] < 0}
+    assert group_means[(False, "majority")] == 1.0 and group_means[(False, "minority")] == 0.5
+    assert group_means[(True, "minority")] == 1.0
+    losses = {(r["class"], r["group"]): r["value"] for r in rows if r["metric"] == "loss"}
+    assert losses[(-1, "all")] == pytest.approx(-np.mean(np.log(probabilities[np.arange(6), labels])))
+    assert losses[(1, "minority")] == pytest.approx(-np.mean(np.log([.4, .7])))
+    assert losses[(-1, "minority")] == pytest.approx(np.mean([-np.mean(np.log([.4, .7])), -np.mean(np.log([.4, .8]))]))

@@ -173,5 +173,28 @@ def test_same_settings_give_identical_scores(tmp_path):
     for name in ("first", "second"):
         manifest = training.train(spec(), images, labels, np.arange(len(labels)), tmp_path / name,
                                   tmp_path / name / "run.json", {})
-        results.append(scoring.score_run(manifest, dataset, np.arange(len(labels)), {"run": 1}))
+        results.append(scoring.score_run(manifest, dataset, np.arange(len(labels)), {"run": 1},
+                                          training=np.arange(len(labels))))
     assert results[0] == results[1]
+
+
+def test_two_phase_fine_tunes_only_the_output_layers_of_the_first_phase(tmp_path):
+    images, labels = tiny_data()
+    everything = np.arange(len(labels))
+    first = training.train(spec(method="over"), images, labels, everything, tmp_path / "over",
+                           tmp_path / "over" / "run.json", {})
+    imbalanced = everything[(labels != 2) | (np.arange(len(labels)) % 4 == 0)]
+    second_spec = training.RunSpec(dataset="toy", profile="step-mu0.5-rho2", seed=1, method="twophase_over",
+                                   model="digits_cnn", protocol=protocol(lr=0.005))
+    second = training.train(second_spec, images, labels, imbalanced, tmp_path / "two", tmp_path / "two" / "run.json",
+                            {}, phase_one=first)
+    assert second["trained_layers"] == ["fc2"] and second["training_examples"] == len(imbalanced)
+    start, end = (torch.load(manifest["checkpoints"][-1]["path"], weights_only=True)["model"]
+                  for manifest in (first, second))
+    for name in start:
+        if name.startswith("fc2."):
+            assert not torch.equal(start[name], end[name]), f"{name} was not fine-tuned"
+        else:
+            assert torch.equal(start[name], end[name]), f"{name} changed although frozen"
+    # The second phase depends on the first: other first-phase weights give another run.
+    assert second["inputs"]["phase_one_fingerprint"] == first["fingerprint"]

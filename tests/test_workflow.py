@@ -60,7 +60,8 @@ def test_the_study_produces_scores_and_fig3(finished_study):
     table = pd.read_csv(finished_study / "results" / "scores.csv")
     assert set(table["method"]) == {"baseline", "over", "under"}
     assert set(table["iteration"]) == {20, 80}
-    assert set(table["metric"]) == {"roc_auc", "accuracy", "recall"}
+    assert set(table["metric"]) == {"roc_auc", "accuracy", "recall", "loss"}
+    assert set(table["split"]) == {"train", "test"}
     final = table[(table["iteration"] == 80) & (table["metric"] == "roc_auc") & ~table["thresholded"]]
     assert len(final) == 6 and final["value"].between(0.5, 1.0).all()
     indices = sorted(p.name for p in (finished_study / "results/indices/digits/step-mu0.5-rho10/seed1").iterdir())

@@ -1,4 +1,4 @@
-"""Scores of a checkpoint on a balanced set: ROC AUC, accuracy, per-class recall, plain and thresholded.
+"""Scores of a checkpoint: ROC AUC, accuracy, per-class recall and loss, plain and thresholded.
 
 Thresholding divides the network's outputs by the class priors of the imbalanced training set
 (before any sampling), i.e. subtracts log-priors from log-probabilities. Renormalised, those
@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 SCORE_COLUMNS = ("iteration", "split", "thresholded", "metric", "class", "group", "value")
+SPLITS = ("test", "validation", "train")
 
 
 @torch.no_grad()
@@ -76,40 +77,87 @@ def per_class_recall(labels: np.ndarray, predictions: np.ndarray, n_classes: int
     return recall
 
 
+def _group_rows(common: dict, metric: str, per_class: np.ndarray, minority: np.ndarray) -> list[dict]:
+    """One row per class, and the unweighted mean over each class group (the test set is balanced)."""
+    rows = [{**common, "metric": metric, "class": label, "group": "minority" if minority[label] else "majority",
+             "value": value} for label, value in enumerate(per_class)]
+    for group, members in (("majority", ~minority), ("minority", minority)):
+        values = per_class[members]
+        values = values[~np.isnan(values)]
+        if len(values):
+            rows.append({**common, "metric": metric, "class": -1, "group": group, "value": float(values.mean())})
+    return rows
+
+
+def per_class_loss(labels: np.ndarray, log_probs: np.ndarray, n_classes: int) -> np.ndarray:
+    """Mean cross-entropy of each class's examples (NaN for a class with none)."""
+    losses = -log_probs[np.arange(len(labels)), labels]
+    return np.array([losses[labels == k].mean() if np.any(labels == k) else np.nan for k in range(n_classes)])
+
+
 def score(log_probs: np.ndarray, labels: np.ndarray, train_counts: np.ndarray, minority: np.ndarray,
           iteration: int, split: str = "test") -> list[dict]:
-    """Tidy score rows for one checkpoint: one row per (thresholded, metric[, class])."""
+    """Tidy score rows for one checkpoint on one split.
+
+    Per threshold variant: ROC AUC and accuracy over all classes, recall per class and its mean per
+    class group; the cross-entropy loss (plain outputs only) overall, per class and per group.
+    """
     n_classes = log_probs.shape[1]
+    minority = np.asarray(minority, dtype=bool)
     priors = priors_from_counts(train_counts)
     rows = []
     for thresholded, log_scores in ((False, log_probs), (True, thresholded_log_scores(log_probs, priors))):
         predictions = log_scores.argmax(axis=1)
         common = {"iteration": iteration, "split": split, "thresholded": thresholded}
-        rows.append({**common, "metric": "roc_auc", "class": -1, "group": "all",
-                     "value": multiclass_auc(labels, log_scores)})
+        if len(np.unique(labels)) > 1:
+            rows.append({**common, "metric": "roc_auc", "class": -1, "group": "all",
+                         "value": multiclass_auc(labels, log_scores)})
         rows.append({**common, "metric": "accuracy", "class": -1, "group": "all",
                      "value": float(np.mean(predictions == labels))})
-        for label, value in enumerate(per_class_recall(labels, predictions, n_classes)):
-            rows.append({**common, "metric": "recall", "class": label,
-                         "group": "minority" if minority[label] else "majority", "value": value})
+        rows.extend(_group_rows(common, "recall", per_class_recall(labels, predictions, n_classes), minority))
+    common = {"iteration": iteration, "split": split, "thresholded": False}
+    rows.append({**common, "metric": "loss", "class": -1, "group": "all",
+                 "value": float(-log_probs[np.arange(len(labels)), labels].mean())})
+    rows.extend(_group_rows(common, "loss", per_class_loss(labels, log_probs, n_classes), minority))
     return rows
 
 
-def score_run(manifest: dict, dataset, imbalanced: np.ndarray, identity: dict, device: str = "auto") -> list[dict]:
-    """Score every checkpoint listed in a run manifest; the test set is moved to the device once."""
-    from . import models, training
-    from .imbalance import class_counts_of
+def score_run(manifest: dict, dataset, imbalanced: np.ndarray, identity: dict, training: np.ndarray | None = None,
+              splits=("test", "validation", "train"), device: str = "auto") -> list[dict]:
+    """Score every checkpoint listed in a run manifest on the chosen splits.
 
-    torch_device = training.resolve_device(device)
+    ``train`` is the training set as the run saw it (``training``: its index file, replicates and
+    all); ``validation`` is skipped when the dataset has none. Each split is moved to the device
+    once, and a replicated training example is evaluated once.
+    """
+    from . import models, training as training_module
+    from .imbalance import class_counts_of, minority_mask
+
+    torch_device = training_module.resolve_device(device)
     counts = class_counts_of(imbalanced, dataset.train_labels, dataset.n_classes)
-    minority = counts < counts.max()
+    minority = minority_mask(counts)
     model = models.build(manifest["spec"]["model"], dataset.n_classes, dataset.image_shape).to(torch_device)
-    inputs = models.to_input(torch.from_numpy(dataset.test_images)).to(torch_device)
+    evaluated = {}  # split -> (inputs on the device, labels, expansion to the split as seen)
+    for split in splits:
+        if split == "train":
+            if training is None:
+                raise ValueError("scoring the train split needs the run's training index file")
+            unique, expansion = np.unique(training, return_inverse=True)
+            images, labels = dataset.train_images[unique], dataset.train_labels[training]
+        else:
+            images = getattr(dataset, f"{split}_images", None)
+            if images is None:
+                continue
+            labels, expansion = getattr(dataset, f"{split}_labels"), None
+        evaluated[split] = (models.to_input(torch.from_numpy(images)).to(torch_device), labels, expansion)
     rows = []
     for entry in manifest["checkpoints"]:
-        training.load_checkpoint(entry, model, manifest["fingerprint"])
-        log_probs = log_probabilities(model, inputs)
-        rows.extend(score(log_probs, dataset.test_labels, counts, minority, entry["iteration"], "test"))
+        training_module.load_checkpoint(entry, model, manifest["fingerprint"])
+        for split, (inputs, labels, expansion) in evaluated.items():
+            log_probs = log_probabilities(model, inputs)
+            if expansion is not None:
+                log_probs = log_probs[expansion]
+            rows.extend(score(log_probs, labels, counts, minority, entry["iteration"], split))
     return [{**identity, **row} for row in rows]
 
 

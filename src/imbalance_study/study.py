@@ -68,6 +68,11 @@ def schema_errors(config: dict, schema_path: str | Path) -> list[str]:
     validator = _filling_defaults(jsonschema.Draft202012Validator)(schema)
     messages = []
     for error in validator.iter_errors(config):
+        # "not valid under any of the given schemas" names no key: report the alternative that
+        # came closest instead (a grid with a bad rho, rather than "not a list of grids").
+        while error.validator in ("oneOf", "anyOf") and error.context:
+            same_type = [sub for sub in error.context if not (sub.validator == "type" and not sub.relative_path)]
+            error = jsonschema.exceptions.best_match(same_type or error.context)
         messages.append(f"{key_path(error.absolute_path)}: {error.message}")
     return sorted(messages)
 
@@ -126,14 +131,17 @@ def cross_field_errors(config: dict) -> list[str]:
         if method not in methods:
             problems.append(f"study.methods[{position}]: '{method}' is not among methods {sorted(methods)}")
     step = study["profiles"].get("step")
-    if step:
-        for dataset in (d for d in study["datasets"] if d in datasets):
-            n_classes = SOURCE_FACTS[datasets[dataset]["source"]]["n_classes"]
-            for position, mu in enumerate(step["mu"]):
+    step_grids = [step] if isinstance(step, dict) else step or []
+    for dataset in (d for d in study["datasets"] if d in datasets):
+        n_classes = SOURCE_FACTS[datasets[dataset]["source"]]["n_classes"]
+        for number, grid in enumerate(step_grids):
+            where = "study.profiles.step" + ("" if isinstance(step, dict) else f"[{number}]")
+            for position, mu in enumerate(grid["mu"]):
                 try:
                     imbalance.step(mu, 1).n_minority(n_classes)
                 except imbalance.ProfileError as error:
-                    problems.append(f"study.profiles.step.mu[{position}]: {error} (dataset '{dataset}')")
+                    problems.append(f"{where}.mu[{position}]: {error} (dataset '{dataset}')")
+    problems.extend(_method_errors(config))
     for figure, settings in config.get("figures", {}).items():
         for position, method in enumerate(settings.get("methods", [])):
             if method not in study["methods"]:
@@ -141,33 +149,170 @@ def cross_field_errors(config: dict) -> list[str]:
     return problems
 
 
+def _method_errors(config: dict) -> list[str]:
+    """Two-phase methods need their first phase's run; a search on validation needs a validation split."""
+    problems = []
+    methods, study = config["methods"], config["study"]
+    for name, settings in methods.items():
+        two_phase = settings.get("two_phase")
+        if two_phase:
+            source = two_phase["from"]
+            if source not in methods:
+                problems.append(f"methods.{name}.two_phase.from: '{source}' is not among methods {sorted(methods)}")
+            elif methods[source].get("sampler", "none") == "none" or methods[source].get("two_phase"):
+                problems.append(f"methods.{name}.two_phase.from: '{source}' must be a one-phase method with a "
+                                f"sampler (over or under)")
+            elif name in study["methods"] and source not in study["methods"]:
+                problems.append(f"methods.{name}.two_phase.from: '{source}' must also be in study.methods, "
+                                f"as {name} starts from its runs")
+            if settings.get("sampler", "none") != "none":
+                problems.append(f"methods.{name}.sampler: a two-phase method fine-tunes on the imbalanced set; "
+                                f"set the sampler on '{source}' instead")
+    for dataset in (d for d in study["datasets"] if d in config["datasets"]):
+        spec = config["datasets"][dataset]
+        if spec["protocol"] not in config["protocols"]:
+            continue
+        for method in (m for m in study["methods"] if m in methods):
+            search = lr_search(config, dataset, method)
+            if search and search["select_on"] == "validation" and not spec.get("validation_per_class"):
+                problems.append(f"datasets.{dataset}.validation_per_class: the learning-rate search of method "
+                                f"'{method}' selects on a validation split; set validation_per_class > 0 "
+                                f"or select_on: test")
+    return problems
+
+
+PROFILE_KINDS = imbalance.PROFILE_KINDS
+
+
+def profile_grids(config: dict) -> list[dict]:
+    """Every grid of ``study.profiles`` as ``{kind, mu, rho, seeds}``; a kind may list several grids.
+
+    A grid's own ``seeds`` override ``study.seeds``: the paper repeats one ImageNet cell three times.
+    """
+    grids = []
+    for kind in PROFILE_KINDS:
+        settings = config["study"]["profiles"].get(kind)
+        for grid in ([settings] if isinstance(settings, dict) else settings or []):
+            grids.append({"kind": kind, "mu": grid.get("mu"), "rho": grid["rho"],
+                          "seeds": grid.get("seeds", config["study"]["seeds"])})
+    return grids
+
+
+def profile_cells(config: dict) -> list[tuple[str, list[int]]]:
+    """(profile name, seeds) for every imbalanced set the study draws, in config order."""
+    cells: dict[str, list[int]] = {}
+    for grid in profile_grids(config):
+        if grid["kind"] == "step":
+            names = [imbalance.step(mu, rho).name for mu in grid["mu"] for rho in grid["rho"]]
+        else:
+            names = [imbalance.ramp(grid["kind"], rho).name for rho in grid["rho"]]
+        for name in names:
+            seeds = cells.setdefault(name, [])
+            seeds.extend(seed for seed in grid["seeds"] if seed not in seeds)
+    return list(cells.items())
+
+
 def profiles(config: dict) -> list[str]:
-    step = config["study"]["profiles"].get("step")
-    if not step:
-        return []
-    return [imbalance.step(mu, rho).name for mu in step["mu"] for rho in step["rho"]]
+    return [name for name, _ in profile_cells(config)]
+
+
+LR_SUFFIX = "-lr"
+
+
+def split_method(name: str) -> tuple[str, float | None]:
+    """``over-lr0.005`` -> ("over", 0.005): a run of a learning-rate search; ``over`` -> ("over", None)."""
+    base, _, lr = name.partition(LR_SUFFIX)
+    return base, float(lr) if lr else None
+
+
+def lr_search(config: dict, dataset: str, method: str) -> dict | None:
+    base = config["protocols"][config["datasets"][dataset]["protocol"]]
+    merged = {**base, **config["methods"][method].get("train", {})}
+    return merged.get("lr_search")
+
+
+def method_variants(config: dict, dataset: str, method: str) -> list[str]:
+    """The runs one method makes on a dataset: itself, or one per learning rate of its search."""
+    search = lr_search(config, dataset, method)
+    if not search:
+        return [method]
+    return [f"{method}{LR_SUFFIX}{lr:g}" for lr in search["values"]]
 
 
 def runs(config: dict) -> list[Run]:
     study = config["study"]
-    return [Run(dataset, profile, seed, method)
-            for dataset in study["datasets"] for profile in profiles(config)
-            for seed in study["seeds"] for method in study["methods"]]
+    return [Run(dataset, profile, seed, variant)
+            for dataset in study["datasets"] for profile, seeds in profile_cells(config)
+            for seed in seeds for method in study["methods"]
+            for variant in method_variants(config, dataset, method)]
 
 
 def method_protocol(config: dict, dataset: str, method: str) -> dict:
-    """The dataset's protocol with the method's own overrides applied."""
+    """The protocol of run ``method`` (a method name, or one with a searched lr suffix).
+
+    The dataset's protocol, the method's own overrides, the searched learning rate, and for a
+    two-phase method the fine-tuning factor on the learning rate.
+    """
+    name, searched_lr = split_method(method)
+    settings = config["methods"][name]
     base = config["protocols"][config["datasets"][dataset]["protocol"]]
-    return {**base, **config["methods"][method].get("train", {})}
+    protocol = {**base, **settings.get("train", {})}
+    protocol.pop("lr_search", None)
+    if searched_lr is not None:
+        protocol["lr"] = searched_lr
+    if settings.get("two_phase"):
+        protocol["lr"] = protocol["lr"] * settings["two_phase"].get("lr_factor", 0.1)
+    return protocol
+
+
+def base_lr(config: dict, dataset: str, method: str) -> float:
+    """The learning rate a run is filed under: the searched one, before any two-phase factor."""
+    name, searched_lr = split_method(method)
+    if searched_lr is not None:
+        return searched_lr
+    base = config["protocols"][config["datasets"][dataset]["protocol"]]
+    return {**base, **config["methods"][name].get("train", {})}["lr"]
+
+
+def phase_one_method(config: dict, method: str) -> str | None:
+    """The run a two-phase run starts from (same lr suffix), or None for a one-phase method."""
+    name, _, suffix = method.partition(LR_SUFFIX)
+    two_phase = config["methods"][name].get("two_phase")
+    if not two_phase:
+        return None
+    return two_phase["from"] + (LR_SUFFIX + suffix if suffix else "")
+
+
+def sampler_of(config: dict, method: str) -> tuple[str, float]:
+    """(sampler, ratio) of a method; a two-phase method reports its first phase's sampler."""
+    settings = config["methods"][split_method(method)[0]]
+    if settings.get("two_phase"):
+        settings = config["methods"][settings["two_phase"]["from"]]
+    return settings.get("sampler", "none"), settings.get("ratio", 1)
 
 
 def index_name(config: dict, method: str) -> str:
-    settings = config["methods"][method]
+    """The index file a run trains on; the second phase of a two-phase method uses the imbalanced set."""
+    settings = config["methods"][split_method(method)[0]]
+    if settings.get("two_phase"):
+        return "imbalanced"
     return sampling.index_name(settings.get("sampler", "none"), settings.get("ratio", 1))
 
 
-def run_identity(dataset: str, profile: str, seed: int, method: str, n_classes: int) -> dict:
-    """The columns that identify a run in the tidy score table."""
+def run_identity(config: dict, dataset: str, profile: str, seed: int, method: str, n_classes: int) -> dict:
+    """The columns that identify a run in the tidy score table.
+
+    ``selected`` is final for runs without a learning-rate search; for searched runs the aggregation
+    step decides it (see ``selection``), so it starts False.
+    """
     parsed = imbalance.parse_profile(profile)
+    name, searched_lr = split_method(method)
+    sampler, ratio = sampler_of(config, method)
+    search = lr_search(config, dataset, name)
     return {"dataset": dataset, "profile": profile, "imbalance": parsed.kind, "mu": parsed.mu,
-            "n_minority": parsed.n_minority(n_classes), "rho": parsed.rho, "seed": seed, "method": method}
+            "n_minority": parsed.n_minority(n_classes), "rho": parsed.rho, "seed": seed, "method": name,
+            "variant": method, "sampler": sampler, "sampling_ratio": ratio if sampler != "none" else None,
+            "two_phase": bool(config["methods"][name].get("two_phase")),
+            "base_lr": base_lr(config, dataset, method), "selected": searched_lr is None,
+            "select_on": search["select_on"] if search else "",
+            "select_metric": search["metric"] if search else ""}

@@ -224,18 +224,40 @@ def _load_resume_state(path: Path, fingerprint: str) -> dict | None:
     return state
 
 
+def freeze_all_but(model: nn.Module, layer_names: tuple[str, ...]) -> list[nn.Parameter]:
+    """Make only the named layers trainable (two-phase fine-tuning); returns their parameters."""
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    trainable = []
+    for name in layer_names:
+        for parameter in getattr(model, name).parameters():
+            parameter.requires_grad_(True)
+            trainable.append(parameter)
+    return trainable
+
+
 def train(spec: RunSpec, images: np.ndarray, labels: np.ndarray, indices: np.ndarray, run_dir: str | Path,
-          manifest_path: str | Path, fingerprint_extra: dict, device: str = "auto", log_every: int = 100) -> dict:
-    """Train one run, resuming from ``run_dir/resume.pt`` when it matches, and write the manifest last."""
+          manifest_path: str | Path, fingerprint_extra: dict, device: str = "auto", log_every: int = 100,
+          phase_one: dict | None = None) -> dict:
+    """Train one run, resuming from ``run_dir/resume.pt`` when it matches, and write the manifest last.
+
+    With ``phase_one`` (the manifest of a finished run), the run is the second phase of two-phase
+    training: it starts from that run's last checkpoint and trains only the model's output layers.
+    """
     run_dir = Path(run_dir)
     protocol = spec.protocol
-    fingerprint = hashlib.sha256(
-        json.dumps({"spec": spec.to_dict(), **fingerprint_extra}, sort_keys=True).encode()).hexdigest()
     torch_device = resolve_device(device)
     torch.manual_seed(spec.init_seed())
     n_classes = int(labels.max()) + 1
     model = models.build(spec.model, n_classes, images.shape[1:]).to(torch_device)
-    optimizer = make_optimizer(protocol, model.parameters())
+    parameters = list(model.parameters())
+    if phase_one is not None:
+        load_checkpoint(phase_one["checkpoints"][-1], model, phase_one["fingerprint"])
+        parameters = freeze_all_but(model, model.output_layers)
+        fingerprint_extra = {**fingerprint_extra, "phase_one_fingerprint": phase_one["fingerprint"]}
+    fingerprint = hashlib.sha256(
+        json.dumps({"spec": spec.to_dict(), **fingerprint_extra}, sort_keys=True).encode()).hexdigest()
+    optimizer = make_optimizer(protocol, parameters)
     shuffler = EpochShuffler(indices, spec.data_rng())
     # The whole pool lives on the device: a batch is one gather, with no loader and no host copies.
     inputs = models.to_input(torch.from_numpy(images)).to(torch_device)
@@ -264,6 +286,11 @@ def train(spec: RunSpec, images: np.ndarray, labels: np.ndarray, indices: np.nda
 
     checkpoints = set(protocol.checkpoints)
     model.train()
+    if phase_one is not None:
+        # Frozen layers keep their first-phase normalisation statistics too.
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.eval()
     started = time.perf_counter()
     while iteration < protocol.iterations:
         batch = torch.from_numpy(shuffler.next_batch(protocol.batch_size)).to(torch_device)
@@ -290,6 +317,7 @@ def train(spec: RunSpec, images: np.ndarray, labels: np.ndarray, indices: np.nda
         "spec": spec.to_dict(),
         "inputs": fingerprint_extra,
         "training_examples": int(len(indices)),
+        "trained_layers": list(model.output_layers) if phase_one is not None else "all",
         "epochs_started": shuffler.epoch + 1,
         "train_seconds": round(seconds, 3),
         "device": str(torch_device),

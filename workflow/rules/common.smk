@@ -23,7 +23,7 @@ wildcard_constraints:
     dataset=r"[a-z][a-z0-9_]*",
     profile=r"[a-z]+-[^/]+",
     seed=r"\d+",
-    method=r"[a-z][a-z0-9_]*",
+    method=r"[a-z][a-z0-9_]*(-lr[0-9.e+-]+)?",
 
 
 def dataset_spec(wildcards):
@@ -40,6 +40,15 @@ def minority_rule(wildcards):
 def training_index(wildcards):
     return INDEX.format(index=study.index_name(config, wildcards.method), dataset=wildcards.dataset,
                         profile=wildcards.profile, seed=wildcards.seed)
+
+
+def phase_one_manifest(wildcards):
+    """The first-phase run a two-phase run starts from (nothing for one-phase methods)."""
+    method = study.phase_one_method(config, wildcards.method)
+    if method is None:
+        return []
+    return MANIFEST.format(dataset=wildcards.dataset, profile=wildcards.profile, seed=wildcards.seed,
+                           method=method)
 
 
 def imbalanced_index(wildcards):

@@ -5,6 +5,7 @@ rule imbalanced_index:
         index=INDEX.replace("{index}", "imbalanced"),
     params:
         minority_classes=minority_rule,
+        cap=lambda wildcards: config["datasets"][wildcards.dataset]["train_per_class"],
     log:
         "logs/imbalanced_index/{dataset}/{profile}/seed{seed}.log",
     conda:

@@ -3,10 +3,12 @@ rule score:
         dataset=DATASET,
         manifest=MANIFEST,
         imbalanced=imbalanced_index,
+        training=training_index,
     output:
         scores=SCORES,
     params:
         device=config["device"],
+        splits=config["scoring"]["splits"],
     log:
         "logs/score/{dataset}/{profile}/seed{seed}/{method}.log",
     threads: 1

@@ -2,6 +2,7 @@ rule train:
     input:
         dataset=DATASET,
         index=training_index,
+        phase_one=phase_one_manifest,
     output:
         manifest=MANIFEST,
     params:
