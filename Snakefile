@@ -6,7 +6,12 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config.yaml"
+# A study config given with --configfile is complete by itself and replaces the default study
+# (configs/*.yaml); --config key=value still adjusts the default.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config.yaml"
+
 
 
 include: "workflow/rules/common.smk"
@@ -20,5 +25,5 @@ include: "workflow/rules/figures.smk"
 rule all:
     input:
         table="results/scores.csv",
-        fig3="figures/fig3.pdf",
+        figures=drawn_figures(),
     default_target: True

@@ -198,3 +198,8 @@ def test_two_phase_fine_tunes_only_the_output_layers_of_the_first_phase(tmp_path
             assert torch.equal(start[name], end[name]), f"{name} changed although frozen"
     # The second phase depends on the first: other first-phase weights give another run.
     assert second["inputs"]["phase_one_fingerprint"] == first["fingerprint"]
+
+
+def test_poly_policy_decays_linearly_to_zero():
+    p = protocol(iterations=1000, lr=0.1, lr_policy={"name": "poly", "power": 1.0})
+    assert [p.learning_rate(i) for i in (0, 500, 1000)] == pytest.approx([0.1, 0.05, 0.0])

@@ -25,7 +25,52 @@ SOURCE_FACTS = {
                           "max_test_per_class": 892},
     "torchvision_fashion_mnist": {"n_classes": 10, "max_per_class": 7000, "max_train_per_class": 6000,
                                   "max_test_per_class": 1000},
+    "torchvision_cifar10": {"n_classes": 10, "max_per_class": 6000, "max_train_per_class": 5000,
+                            "max_test_per_class": 1000},
+    "sklearn_breast_cancer": {"n_classes": 2, "max_per_class": 212},
 }
+
+
+# Sources whose facts come from the user's files: what a config must name for each.
+REQUIRED_KEYS = {"torchvision_mnist": ("root",), "torchvision_fashion_mnist": ("root",),
+                 "torchvision_cifar10": ("root",), "csv": ("path",), "image_folder": ("train_root",)}
+ALWAYS_POOLED = ("sklearn_digits", "sklearn_breast_cancer", "csv")
+
+
+def n_classes_of(spec: dict) -> int | None:
+    """Number of classes, known without preparing the dataset (None when only the data can tell)."""
+    if spec["source"] in SOURCE_FACTS:
+        return SOURCE_FACTS[spec["source"]]["n_classes"]
+    if "n_classes" in spec:
+        return spec["n_classes"]
+    if spec["source"] == "image_folder" and Path(spec["train_root"]).is_dir():
+        return sum(1 for entry in Path(spec["train_root"]).iterdir() if entry.is_dir())
+    return None
+
+
+def _dataset_errors(name: str, spec: dict) -> list[str]:
+    source = spec["source"]
+    problems = [f"datasets.{name}.{key}: required for source {source}"
+                for key in REQUIRED_KEYS.get(source, ()) if key not in spec]
+    facts = SOURCE_FACTS.get(source)
+    if facts is None:  # csv and image folders: checked against the files when the dataset is prepared
+        return problems
+    held_out = spec.get("validation_per_class", 0)
+    if source in ALWAYS_POOLED or spec.get("split") == "pooled":
+        total = spec["train_per_class"] + spec["test_per_class"] + held_out
+        if total > facts["max_per_class"]:
+            parts = "train_per_class + validation_per_class + test_per_class" if held_out else \
+                "train_per_class + test_per_class"
+            problems.append(f"datasets.{name}: {parts} = {total}, but the smallest class of {source} has "
+                            f"{facts['max_per_class']} examples")
+    else:
+        wanted = {"train": spec["train_per_class"] + held_out, "test": spec["test_per_class"]}
+        for split, count in wanted.items():
+            if count > facts[f"max_{split}_per_class"]:
+                what = "train_per_class + validation_per_class" if split == "train" and held_out else f"{split}_per_class"
+                problems.append(f"datasets.{name}.{split}_per_class: {what} = {count} exceeds "
+                                f"{facts[f'max_{split}_per_class']}, the smallest class of {source}")
+    return problems
 
 
 class ConfigError(ValueError):
@@ -94,23 +139,11 @@ def cross_field_errors(config: dict) -> list[str]:
     datasets, protocols, methods = config["datasets"], config["protocols"], config["methods"]
     study = config["study"]
     for name, spec in datasets.items():
-        facts = SOURCE_FACTS[spec["source"]]
         if spec["protocol"] not in protocols:
             problems.append(f"datasets.{name}.protocol: '{spec['protocol']}' is not among protocols {sorted(protocols)}")
         if spec["model"] not in MODELS:
             problems.append(f"datasets.{name}.model: '{spec['model']}' is not one of {sorted(MODELS)}")
-        if spec["source"] == "sklearn_digits" or spec.get("split") == "pooled":
-            total = spec["train_per_class"] + spec["test_per_class"]
-            if total > facts["max_per_class"]:
-                problems.append(f"datasets.{name}: train_per_class + test_per_class = {total}, but the "
-                                f"smallest class of {spec['source']} has {facts['max_per_class']} examples")
-        else:
-            for split in ("train", "test"):
-                if spec[f"{split}_per_class"] > facts[f"max_{split}_per_class"]:
-                    problems.append(f"datasets.{name}.{split}_per_class: {spec[f'{split}_per_class']} exceeds "
-                                    f"{facts[f'max_{split}_per_class']}, the smallest class of {spec['source']}")
-        if spec["source"].startswith("torchvision") and "root" not in spec:
-            problems.append(f"datasets.{name}.root: required for source {spec['source']}")
+        problems.extend(_dataset_errors(name, spec))
     for name, settings in protocols.items():
         try:
             Protocol.from_config(settings)
@@ -133,7 +166,9 @@ def cross_field_errors(config: dict) -> list[str]:
     step = study["profiles"].get("step")
     step_grids = [step] if isinstance(step, dict) else step or []
     for dataset in (d for d in study["datasets"] if d in datasets):
-        n_classes = SOURCE_FACTS[datasets[dataset]["source"]]["n_classes"]
+        n_classes = n_classes_of(datasets[dataset])
+        if n_classes is None:
+            continue
         for number, grid in enumerate(step_grids):
             where = "study.profiles.step" + ("" if isinstance(step, dict) else f"[{number}]")
             for position, mu in enumerate(grid["mu"]):
@@ -316,3 +351,12 @@ def run_identity(config: dict, dataset: str, profile: str, seed: int, method: st
             "base_lr": base_lr(config, dataset, method), "selected": searched_lr is None,
             "select_on": search["select_on"] if search else "",
             "select_metric": search["metric"] if search else ""}
+
+
+def fig8_default_profile(config: dict) -> str | None:
+    """Fig. 8's profile when the config names none: the first step profile with the largest rho."""
+    steps = [imbalance.parse_profile(name) for name in profiles(config) if name.startswith("step-")]
+    if not steps:
+        return None
+    largest = max(profile.rho for profile in steps)
+    return next(profile.name for profile in steps if profile.rho == largest)

@@ -32,7 +32,7 @@ from .imbalance import stable_hash
 
 log = logging.getLogger(__name__)
 
-LR_POLICIES = ("fixed", "inv", "multistep")
+LR_POLICIES = ("fixed", "inv", "multistep", "poly")
 MOMENTUM_FORMS = ("caffe", "pytorch")
 
 
@@ -68,6 +68,8 @@ class Protocol:
         policy = self.lr_policy
         if policy["name"] == "inv":
             return self.lr * (1.0 + policy["gamma"] * iteration) ** (-policy["power"])
+        if policy["name"] == "poly":  # power 1: linear decay to zero at the last iteration (ResNet-10's)
+            return self.lr * (1.0 - iteration / self.iterations) ** policy.get("power", 1.0)
         if policy["name"] == "multistep":
             passed = sum(iteration >= step for step in policy["steps"])
             return self.lr * policy.get("gamma", 0.1) ** passed

@@ -6,7 +6,7 @@ from pathlib import Path
 # The package that does the work lives in src/ (the scripts find it through scripts/_src.py).
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from imbalance_study import study  # noqa: E402
+from imbalance_study import imbalance, study  # noqa: E402
 
 study.validate(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
 
@@ -68,6 +68,50 @@ def score_files(runs):
     return [SCORES.format(**vars(run)) for run in runs]
 
 
-def fig3_scores(wildcards):
-    methods = config["figures"].get("fig3", {}).get("methods") or config["study"]["methods"]
-    return score_files(run for run in RUNS if run.profile.startswith("step-") and run.method in methods)
+FIGURES = ("fig3", "fig4", "fig5", "fig6", "fig7", "fig8", "table4")
+
+
+def figure_settings(name):
+    return config["figures"].get(name, {})
+
+
+def figure_runs(name):
+    """The runs a figure draws on: only those, so that one figure can be built alone."""
+    settings = figure_settings(name)
+    methods = settings.get("methods") or config["study"]["methods"]
+    datasets = settings.get("datasets") or config["study"]["datasets"]
+    runs = [run for run in RUNS if run.dataset in datasets]
+    if name in ("fig3", "fig4", "fig6", "table4"):
+        return [run for run in runs if run.profile.startswith("step-") and study.split_method(run.method)[0] in methods]
+    if name == "fig5":
+        return [run for run in runs if run.profile.startswith("linear-") and study.split_method(run.method)[0] in methods]
+    if name == "fig7":
+        rho = settings.get("rho", 1000)
+        return [run for run in runs if run.profile.startswith("step-") and imbalance.parse_profile(run.profile).rho == rho
+                and not study.phase_one_method(config, run.method)]
+    if name == "fig8":
+        profile = settings.get("profile") or study.fig8_default_profile(config)
+        methods = settings.get("methods") or ["baseline", "over", "under"]
+        return [run for run in runs if run.profile == profile and study.split_method(run.method)[0] in methods]
+    raise ValueError(f"unknown figure '{name}', expected one of {FIGURES}")
+
+
+def figure_scores(wildcards):
+    files = score_files(figure_runs(wildcards.figure))
+    if not files:
+        raise ValueError(f"figures/{wildcards.figure}.pdf: no runs of this study feed it "
+                         f"(see config key figures.{wildcards.figure} and study.profiles)")
+    return files
+
+
+def drawn_figures():
+    """What `snakemake` draws: every configured figure that has runs to draw from."""
+    targets = []
+    for name in config["figures"]:
+        if not figure_runs(name):
+            logger.warning(f"figures.{name}: no runs of this study feed it; not drawn")
+        elif name == "table4":
+            targets += ["figures/table4.pdf", "figures/table4.csv"]
+        else:
+            targets.append(f"figures/{name}.pdf")
+    return targets

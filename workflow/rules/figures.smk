@@ -11,16 +11,38 @@ rule aggregate_scores:
         "../../scripts/aggregate_scores.py"
 
 
-rule fig3:
+rule figure:
     input:
-        scores=fig3_scores,
+        scores=figure_scores,
     output:
-        pdf="figures/fig3.pdf",
+        pdf="figures/{figure}.pdf",
+    wildcard_constraints:
+        figure="fig[345678]",
     params:
-        settings=config["figures"].get("fig3", {}),
+        figure=lambda wildcards: wildcards.figure,
+        settings=lambda wildcards: figure_settings(wildcards.figure),
     log:
-        "logs/fig3.log",
+        "logs/figures/{figure}.log",
     conda:
         "../../envs/analysis.yaml"
     script:
-        "../../scripts/plot_fig3.py"
+        "../../scripts/plot_figure.py"
+
+
+rule table4:
+    input:
+        scores=figure_scores,
+    output:
+        pdf="figures/{figure}.pdf",
+        csv="figures/{figure}.csv",
+    wildcard_constraints:
+        figure="table4",
+    params:
+        figure=lambda wildcards: wildcards.figure,
+        settings=lambda wildcards: figure_settings(wildcards.figure),
+    log:
+        "logs/figures/{figure}.log",
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../../scripts/plot_figure.py"
