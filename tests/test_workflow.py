@@ -1,5 +1,6 @@
 """The workflow end to end on a tiny digits study, and what a dry run says after a change."""
 
+import json
 import re
 import shutil
 import subprocess
@@ -19,19 +20,21 @@ TINY = {
                             "model": "digits_cnn", "protocol": "digits"}},
     "protocols": {"digits": {"iterations": 80, "batch_size": 16, "lr": 0.02, "checkpoints": [20, 80],
                              "lr_policy": {"name": "inv", "gamma": 1e-4, "power": 0.75}}},
-    "methods": {"baseline": {"sampler": "none"}, "over": {"sampler": "over"}, "under": {"sampler": "under"}},
-    "study": {"datasets": ["digits"], "seeds": [1], "methods": ["baseline", "over", "under"],
-              "profiles": {"step": {"mu": [0.5], "rho": [2, 10]}}},
-    "figures": {"fig3": {"methods": ["baseline", "over"]}},
+    "methods": {"baseline": {"sampler": "none"}, "over": {"sampler": "over"}, "under": {"sampler": "under"},
+                "twophase_over": {"two_phase": {"from": "over"}}},
+    "study": {"datasets": ["digits"], "seeds": [1], "methods": ["baseline", "over", "under", "twophase_over"],
+              "profiles": {"step": {"mu": [0.5], "rho": [2, 10]}, "linear": {"rho": [10]}}},
+    "figures": {"fig3": {"methods": ["baseline", "over"]}, "fig5": {}, "fig8": {}},
 }
 
 
-def snakemake(workdir: Path, *arguments: str, config: dict | None = None) -> str:
+def snakemake(workdir: Path, *arguments: str, config: dict | None = None, configfiles: list | None = None) -> str:
+    """Run the workflow in ``workdir`` on ``config`` (written to study.yaml there) or on ``configfiles``."""
     if config is not None:
         (workdir / "study.yaml").write_text(yaml.safe_dump(config))
     command = [str(Path(sys.executable).parent / "snakemake"), "--snakefile", str(REPO / "Snakefile"),
-               "--directory", str(workdir), "--configfile", str(workdir / "study.yaml"), "--cores", "2",
-               *arguments]
+               "--directory", str(workdir), "--configfile",
+               *map(str, configfiles or [workdir / "study.yaml"]), "--cores", "2", *arguments]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stdout + result.stderr
@@ -54,18 +57,30 @@ def finished_study(tmp_path_factory):
     return workdir
 
 
-def test_the_study_produces_scores_and_fig3(finished_study):
-    pdf = finished_study / "figures" / "fig3.pdf"
-    assert pdf.read_bytes().startswith(b"%PDF")
+def test_the_study_produces_scores_and_figures(finished_study):
+    for figure in ("fig3", "fig5", "fig8"):
+        assert (finished_study / "figures" / f"{figure}.pdf").read_bytes().startswith(b"%PDF")
     table = pd.read_csv(finished_study / "results" / "scores.csv")
-    assert set(table["method"]) == {"baseline", "over", "under"}
+    assert set(table["method"]) == {"baseline", "over", "under", "twophase_over"}
+    assert set(table["profile"]) == {"step-mu0.5-rho2", "step-mu0.5-rho10", "linear-rho10"}
     assert set(table["iteration"]) == {20, 80}
     assert set(table["metric"]) == {"roc_auc", "accuracy", "recall", "loss"}
     assert set(table["split"]) == {"train", "test"}
-    final = table[(table["iteration"] == 80) & (table["metric"] == "roc_auc") & ~table["thresholded"]]
-    assert len(final) == 6 and final["value"].between(0.5, 1.0).all()
+    assert table["selected"].all()
+    final = table[(table["iteration"] == 80) & (table["metric"] == "roc_auc") & ~table["thresholded"]
+                  & (table["split"] == "test")]
+    assert len(final) == 12 and final["value"].between(0.5, 1.0).all()
     indices = sorted(p.name for p in (finished_study / "results/indices/digits/step-mu0.5-rho10/seed1").iterdir())
     assert indices == ["imbalanced.npy", "over.npy", "under.npy"]
+
+
+def test_two_phase_runs_start_from_their_first_phase(finished_study):
+    runs = finished_study / "results/runs/digits/linear-rho10/seed1"
+    first = json.loads((runs / "over" / "run.json").read_text())
+    second = json.loads((runs / "twophase_over" / "run.json").read_text())
+    assert second["inputs"]["phase_one_fingerprint"] == first["fingerprint"]
+    assert second["inputs"]["index_file"] == "imbalanced.npy" and second["trained_layers"] == ["fc2"]
+    assert second["spec"]["protocol"]["lr"] == pytest.approx(0.002)
 
 
 def test_a_finished_study_has_nothing_to_do(finished_study):
@@ -74,27 +89,29 @@ def test_a_finished_study_has_nothing_to_do(finished_study):
 
 def test_changing_one_methods_setting_reruns_only_that_method(finished_study):
     config = yaml.safe_load(yaml.safe_dump(TINY))
-    config["methods"]["over"]["train"] = {"lr": 0.01}
+    config["methods"]["under"]["train"] = {"lr": 0.01}
     assert planned_jobs(snakemake(finished_study, "-n", config=config)) == {
-        "train": 2, "score": 2, "aggregate_scores": 1, "fig3": 1, "all": 1}
+        "train": 3, "score": 3, "aggregate_scores": 1, "figure": 2, "all": 1}
+    # The first phase changes, so the second phase that starts from it runs again too.
     config["methods"]["over"] = {"sampler": "over", "ratio": 2}
     assert planned_jobs(snakemake(finished_study, "-n", config=config)) == {
-        "sampled_index": 2, "train": 2, "score": 2, "aggregate_scores": 1, "fig3": 1, "all": 1}
+        "sampled_index": 3, "train": 9, "score": 9, "aggregate_scores": 1, "figure": 3, "all": 1}
 
 
 def test_changing_one_rho_reruns_only_its_runs(finished_study):
     config = yaml.safe_load(yaml.safe_dump(TINY))
     config["study"]["profiles"]["step"]["rho"] = [2, 20]
     assert planned_jobs(snakemake(finished_study, "-n", config=config)) == {
-        "imbalanced_index": 1, "sampled_index": 2, "train": 3, "score": 3, "aggregate_scores": 1, "fig3": 1, "all": 1}
+        "imbalanced_index": 1, "sampled_index": 2, "train": 4, "score": 4, "aggregate_scores": 1, "figure": 2,
+        "all": 1}
     snakemake(finished_study, "-n", config=TINY)  # leave the study's config as it was
 
 
 def test_fig3_alone_builds_only_what_it_needs(tmp_path):
     planned = planned_jobs(snakemake(tmp_path, "-n", "figures/fig3.pdf", config=TINY))
-    # fig3 shows baseline and over only: no undersampling, no aggregate table.
+    # fig3 shows baseline and over only on step profiles: no undersampling, no aggregate table.
     assert planned == {"prepare_dataset": 1, "imbalanced_index": 2, "sampled_index": 2, "train": 4,
-                       "score": 4, "fig3": 1}
+                       "score": 4, "figure": 1}
 
 
 def test_lint_is_clean():

@@ -1,0 +1,75 @@
+"""The paper's grids, shipped as study configs: the counts of the paper, checked from the config and
+from what Snakemake would run."""
+
+import pytest
+import yaml
+
+from imbalance_study import study
+
+from .conftest import REPO
+from .test_workflow import planned_jobs, snakemake
+
+SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def grid(name):
+    config = yaml.safe_load((REPO / "configs" / name).read_text())
+    study.validate(config, SCHEMA)
+    return config
+
+
+def imbalanced_sets(config, kind):
+    return sum(len(seeds) for profile, seeds in study.profile_cells(config) if profile.startswith(kind))
+
+
+def test_mnist_grid_is_the_papers_22500_networks():
+    config = grid("paper_mnist.yaml")
+    assert imbalanced_sets(config, "step-") == 4050 and imbalanced_sets(config, "linear-") == 450
+    runs = study.runs(config)
+    assert len(runs) == 22_500 and len(set(runs)) == 22_500
+    assert {run.method for run in runs} == {"baseline", "over", "under", "twophase_over", "twophase_under"}
+
+
+def test_cifar10_grid_is_the_papers_640_networks():
+    config = grid("paper_cifar10.yaml")
+    assert imbalanced_sets(config, "step-") == 12 * 2 and imbalanced_sets(config, "linear-") == 4 * 2
+    runs = study.runs(config)
+    assert len(runs) == 640
+    # 5 methods x 4 learning rates x 2 repeats per imbalanced set, the best of 8 kept per method.
+    per_set = {}
+    for run in runs:
+        per_set.setdefault((run.profile, study.split_method(run.method)[0]), []).append(run)
+    assert len(per_set) == 16 * 5 and all(len(group) == 8 for group in per_set.values())
+
+
+def test_imagenet_grid_is_the_papers_15_networks():
+    config = grid("paper_imagenet.yaml")
+    runs = study.runs(config)
+    assert len(runs) == 15
+    repeats = {profile: len(seeds) for profile, seeds in study.profile_cells(config)}
+    assert repeats == {"step-mu0.1-rho10": 1, "step-mu0.8-rho50": 1, "step-mu0.9-rho100": 3}
+
+
+def test_partial_sampling_config_feeds_fig7():
+    config = grid("paper_mnist_partial.yaml")
+    ratios = {study.sampler_of(config, method) for method in config["study"]["methods"]}
+    assert ratios == {("none", 1), *((s, r) for s in ("over", "under") for r in (1, 500, 100, 10))}
+
+
+@pytest.mark.workflow
+@pytest.mark.parametrize(("name", "overrides", "expected"), [
+    # The full MNIST DAG (58,504 jobs) takes minutes to plan; one repeat of it shows the same structure.
+    ("paper_mnist.yaml", {"study": {"seeds": [1]}},
+     {"prepare_dataset": 1, "imbalanced_index": 90, "sampled_index": 180, "train": 450, "score": 450,
+      "aggregate_scores": 1, "figure": 5, "all": 1}),
+    ("paper_cifar10.yaml", {},
+     {"prepare_dataset": 1, "imbalanced_index": 32, "sampled_index": 64, "train": 640, "score": 640,
+      "aggregate_scores": 1, "figure": 4, "all": 1}),
+    ("paper_imagenet.yaml", {},
+     {"prepare_dataset": 1, "imbalanced_index": 5, "sampled_index": 10, "train": 15, "score": 15,
+      "aggregate_scores": 1, "table4": 1, "all": 1}),
+])
+def test_dry_run_plans_the_papers_jobs(tmp_path, name, overrides, expected):
+    (tmp_path / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    output = snakemake(tmp_path, "-n", configfiles=[REPO / "configs" / name, tmp_path / "overrides.yaml"])
+    assert planned_jobs(output) == expected
