@@ -1,40 +1,225 @@
 import itertools
+import math
+import runpy
+import sys
+from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from imbalance_study import figures
 
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
-def hand_made_table():
+# method -> (sampler, sampling ratio after sampling, two-phase, planted final test ROC AUC at rho 10)
+METHODS = {"baseline": ("none", math.nan, False, 0.70), "over": ("over", 1.0, False, 0.90),
+           "under": ("under", 1.0, False, 0.80), "twophase_over": ("over", 1.0, True, 0.85),
+           "over_r10": ("over", 10.0, False, 0.86), "under_r10": ("under", 10.0, False, 0.78)}
+SEEDS = (1, 2, 3)  # values planted at +-0.01 around the mean: mean exact, sd 0.01
+ITERATIONS = (10, 100, 1000)  # log-spaced: fig8 uses a log x axis
+STEP = [(n_minority, rho) for n_minority in (2, 5) for rho in (10, 100, 1000)]
+RAMPS = [("linear", rho) for rho in (10, 100)] + [("exponential", 10)]
+
+
+def planted(dataset, method, rho, metric, split="test", thresholded=False, group="all", iteration=ITERATIONS[-1]):
+    """The mean over seeds that the synthetic table holds for one cell."""
+    value = METHODS[method][3] - 0.02 * math.log10(rho) + (0.01 if dataset == "cifar" else 0.0)
+    value -= 0.05 * (ITERATIONS.index(iteration) - len(ITERATIONS) + 1)  # earlier checkpoints lower
+    value += 0.03 * thresholded + 0.05 * (split == "train") - 0.3 * (group == "minority")
+    return value - 0.1 if metric == "accuracy" else value
+
+
+def identities(datasets=("mnist", "cifar")):
+    for dataset in datasets:
+        for n_minority, rho in STEP:
+            mu = n_minority / 10
+            yield {"dataset": dataset, "profile": f"step-mu{mu:g}-rho{rho}", "imbalance": "step", "mu": mu,
+                   "n_minority": n_minority, "rho": float(rho)}
+        for imbalance, rho in RAMPS:
+            yield {"dataset": dataset, "profile": f"{imbalance}-rho{rho}", "imbalance": imbalance, "mu": math.nan,
+                   "n_minority": math.nan, "rho": float(rho)}
+
+
+def score_table(datasets=("mnist", "cifar"), seeds=SEEDS, selected=True, offset=0.0):
     rows = []
-    for dataset, n_minority, rho, seed, method, iteration in itertools.product(
-            ["digits"], [2, 5], [10, 100], [1, 2], ["baseline", "over"], [50, 100]):
-        value = 1 - rho / 1000 * (1 if method == "baseline" else 0.5) - (100 - iteration) / 1000
-        rows.append({"dataset": dataset, "profile": f"step-mu{n_minority / 10:g}-rho{rho}", "imbalance": "step",
-                     "mu": n_minority / 10, "n_minority": n_minority, "rho": rho, "seed": seed, "method": method,
-                     "iteration": iteration, "split": "test", "thresholded": False, "metric": "roc_auc",
-                     "class": -1, "group": "all", "value": value})
-    return pd.DataFrame(rows)
+    for identity in identities(datasets):
+        for method, (sampler, ratio, two_phase, _) in METHODS.items():
+            for seed, iteration, split, metric, thresholded, group in itertools.product(
+                    seeds, ITERATIONS, ("train", "test"), ("roc_auc", "accuracy"), (False, True),
+                    ("all", "minority")):
+                value = planted(identity["dataset"], method, identity["rho"], metric, split, thresholded, group,
+                                iteration) + 0.01 * (seed - 2) + offset
+                rows.append({**identity, "seed": seed, "method": method, "variant": method, "sampler": sampler,
+                             "sampling_ratio": ratio, "two_phase": two_phase, "base_lr": 0.01,
+                             "selected": selected, "select_on": "", "select_metric": "",
+                             "iteration": iteration, "split": split,
+                             "thresholded": thresholded, "metric": metric, "class": -1 if group == "all" else 0,
+                             "group": group, "value": value})
+    return pd.DataFrame(rows)[list(figures.TABLE_COLUMNS)]
 
 
-def test_final_scores_take_each_runs_last_checkpoint():
-    final = figures.final_scores(hand_made_table(), "roc_auc")
-    assert set(final["iteration"]) == {100} and len(final) == 16
-    assert set(figures.final_scores(hand_made_table(), "roc_auc", iteration=50)["iteration"]) == {50}
-    with pytest.raises(figures.ScoreTableError, match="no scores at iteration 70"):
-        figures.final_scores(hand_made_table(), "roc_auc", iteration=70)
+@pytest.fixture(scope="module")
+def table():
+    return score_table()
 
 
-def test_fig3_is_a_pdf(tmp_path):
-    figures.plot_fig3(hand_made_table(), tmp_path / "fig3.pdf")
-    assert (tmp_path / "fig3.pdf").read_bytes()[:4] == b"%PDF"
+def assert_pdf(path):
+    content = Path(path).read_bytes()
+    assert content[:4] == b"%PDF" and len(content) > 5000
 
 
-def test_a_score_file_missing_columns_is_named(tmp_path):
+def test_contract_columns():
+    assert figures.TABLE_COLUMNS == (
+        "dataset", "profile", "imbalance", "mu", "n_minority", "rho", "seed", "method", "variant", "sampler",
+        "sampling_ratio", "two_phase", "base_lr", "selected", "select_on", "select_metric",
+        "iteration", "split", "thresholded", "metric", "class", "group", "value")
+
+
+def test_a_score_file_missing_columns_is_named(tmp_path, table):
     good, bad = tmp_path / "good.csv", tmp_path / "bad.csv"
-    hand_made_table().to_csv(good, index=False)
-    hand_made_table().drop(columns=["rho", "value"]).to_csv(bad, index=False)
-    assert len(figures.load_scores([good])) == 32
-    with pytest.raises(figures.ScoreTableError, match=r"bad\.csv.*\['rho', 'value'\]"):
+    table.to_csv(good, index=False)
+    table.drop(columns=["rho", "selected"]).to_csv(bad, index=False)
+    assert len(figures.load_scores([good])) == len(table)
+    with pytest.raises(figures.ScoreTableError, match=r"bad\.csv.*\['rho', 'selected'\]"):
         figures.load_scores([good, bad])
+
+
+def test_booleans_are_read_from_any_spelling(tmp_path, table):
+    spelled = table.copy()
+    spelled["thresholded"] = spelled["thresholded"].map({True: "True", False: "False"})
+    spelled["selected"] = "true"
+    spelled["two_phase"] = spelled["two_phase"].map({True: "1", False: "0"})
+    spelled.to_csv(tmp_path / "spelled.csv", index=False)
+    loaded = figures.load_scores(tmp_path / "spelled.csv")
+    for column in figures.BOOLEAN_COLUMNS:
+        assert loaded[column].dtype == bool
+        assert (loaded[column] == table[column]).all()
+    pd.testing.assert_frame_equal(figures.table4_frame(spelled), figures.table4_frame(table))
+    spelled.loc[0, "selected"] = "maybe"
+    with pytest.raises(figures.ScoreTableError, match="selected.*maybe"):
+        figures.normalize_scores(spelled)
+
+
+def test_final_scores_take_each_runs_last_checkpoint(table):
+    final = figures.final_scores(table, "roc_auc")
+    runs = table.drop_duplicates(list(figures.RUN_COLUMNS))
+    assert set(final["iteration"]) == {1000} and len(final) == len(runs)
+    assert set(final["split"]) == {"test"} and not final["thresholded"].any() and set(final["group"]) == {"all"}
+    assert set(figures.final_scores(table, "roc_auc", iteration=100)["iteration"]) == {100}
+    with pytest.raises(figures.ScoreTableError, match="no scores at iteration 70"):
+        figures.final_scores(table, "roc_auc", iteration=70)
+
+
+def test_last_checkpoint_is_per_run():
+    short = score_table(datasets=("mnist",))
+    short = short[~((short["method"] == "over") & (short["iteration"] == 1000))]  # one method stopped earlier
+    final = figures.final_scores(short, "roc_auc")
+    assert set(final.loc[final["method"] == "over", "iteration"]) == {100}
+    assert set(final.loc[final["method"] != "over", "iteration"]) == {1000}
+
+
+@pytest.mark.parametrize("name", sorted(figures.FIGURES))
+def test_every_figure_writes_a_pdf(tmp_path, table, name):
+    figures.FIGURES[name](table, tmp_path / f"{name}.pdf")
+    assert_pdf(tmp_path / f"{name}.pdf")
+
+
+@pytest.mark.parametrize("name, settings", [
+    ("fig3", {"metric": "accuracy", "methods": ["under", "baseline"], "iteration": 100, "datasets": ["mnist"]}),
+    ("fig5", {"imbalance": "exponential"}),
+    ("fig7", {"rho": 10, "datasets": "cifar"}),
+    ("fig8", {"profile": "step-mu0.5-rho10", "methods": ["baseline", "over", "under", "over_r10"]}),
+    ("table4", {"metric": "roc_auc", "methods": ["baseline", "over"], "iteration": 10}),
+])
+def test_figures_take_their_settings(tmp_path, table, name, settings):
+    figures.FIGURES[name](table, tmp_path / f"{name}.pdf", **settings)
+    assert_pdf(tmp_path / f"{name}.pdf")
+
+
+def test_table4_holds_the_planted_means(tmp_path, table):
+    figures.write_table4(table, tmp_path / "table4.csv", tmp_path / "table4.pdf")
+    assert_pdf(tmp_path / "table4.pdf")
+    written = pd.read_csv(tmp_path / "table4.csv")
+    assert set(written["metric"]) == {"roc_auc", "accuracy"}
+    assert len(written) == 2 * 2 * (len(STEP) + len(RAMPS))  # datasets x metrics x settings
+    assert [c for c in written.columns if c.endswith("_mean")] == [f"{m}_mean" for m in (
+        "baseline", "over", "under", "twophase_over", "over_r10", "under_r10")]
+    for _, row in written.iterrows():
+        for method in METHODS:
+            assert row[f"{method}_mean"] == pytest.approx(planted(row["dataset"], method, row["rho"], row["metric"]))
+            assert row[f"{method}_sd"] == pytest.approx(0.01)
+            assert row[f"{method}_n"] == len(SEEDS)
+    step = written[(written["imbalance"] == "step") & (written["dataset"] == "mnist")]
+    assert step["setting"].iloc[0] == "μ = 0.2, ρ = 10"
+    assert written.loc[written["imbalance"] == "linear", "mu"].isna().all()
+
+
+def test_table4_default_csv_sits_beside_the_pdf(tmp_path, table):
+    figures.FIGURES["table4"](table, tmp_path / "table4.pdf", metric="accuracy")
+    assert set(pd.read_csv(tmp_path / "table4.csv")["metric"]) == {"accuracy"}
+
+
+def test_unselected_runs_are_left_out(tmp_path, table):
+    absurd = score_table(seeds=(99,), selected=False, offset=100.0)
+    frame = figures.write_table4(pd.concat([table, absurd]), tmp_path / "t.csv", tmp_path / "t.pdf")
+    assert frame["baseline_mean"].max() < 1 and (frame["baseline_n"] == len(SEEDS)).all()
+    pd.testing.assert_frame_equal(frame, figures.table4_frame(table))
+    assert (figures.final_scores(pd.concat([table, absurd]), "roc_auc")["seed"] != 99).all()
+
+
+@pytest.mark.parametrize("name", sorted(figures.FIGURES))
+def test_no_test_scores_is_an_error_naming_the_figure(tmp_path, table, name):
+    with pytest.raises(figures.ScoreTableError, match=rf"^{name}: nothing to draw.*split"):
+        figures.FIGURES[name](table[table["split"] != "test"], tmp_path / "x.pdf")
+    assert not (tmp_path / "x.pdf").exists()
+
+
+@pytest.mark.parametrize("name, rows, settings, message", [
+    ("fig3", lambda t: t["imbalance"] != "step", {}, "fig3: .*step imbalance.*linear"),
+    ("fig4", lambda t: ~t["selected"], {}, "fig4: .*selected = True"),
+    ("fig5", lambda t: t["imbalance"] != "linear", {}, "fig5: .*linear imbalance.*exponential"),
+    ("fig6", lambda t: t["metric"] != "accuracy", {}, "fig6: .*metric accuracy.*roc_auc"),
+    ("fig7", lambda t: t["sampler"] == "none", {}, "fig7: .*sampler over or under at rho = 1000"),
+    ("fig7", lambda t: t["rho"] > 0, {"rho": 5}, r"fig7: .*rho = 5\b.*'10', '100', '1000'"),
+    ("fig8", lambda t: t["rho"] > 0, {"profile": "step-mu0.9-rho7"}, "fig8: .*profile step-mu0.9-rho7"),
+    ("fig8", lambda t: t["split"] == "test", {}, "fig8: .*split train"),
+    ("table4", lambda t: t["rho"] > 0, {"datasets": ["imagenet"]}, r"table4: .*dataset in \['imagenet'\]"),
+])
+def test_missing_rows_are_named(tmp_path, table, name, rows, settings, message):
+    with pytest.raises(figures.ScoreTableError, match=message):
+        figures.FIGURES[name](table[rows(table)], tmp_path / "x.pdf", **settings)
+
+
+def test_fig8_defaults_to_the_first_step_profile_with_the_largest_rho(table):
+    assert figures.default_fig8_profile(table) == "step-mu0.2-rho1000"
+
+
+def test_summaries_are_means_and_sds_over_repeats(table):
+    final = figures.final_scores(table, "roc_auc")
+    summary = figures.summarize(final, ["dataset", "profile", "method"])
+    assert (summary["n"] == len(SEEDS)).all() and np.allclose(summary["sd"], 0.01)
+    one = figures.summarize(final[final["seed"] == 1], ["dataset", "profile", "method"])
+    assert (one["sd"] == 0).all()
+
+
+@pytest.mark.parametrize("name, outputs", [("fig7", {"pdf": "fig7.pdf"}),
+                                           ("table4", {"pdf": "table4.pdf", "csv": "t4.csv"})])
+def test_the_generic_script_draws_a_figure(tmp_path, monkeypatch, table, name, outputs):
+    table.to_csv(tmp_path / "scores.csv", index=False)
+    monkeypatch.syspath_prepend(str(SCRIPTS))
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)
+    output = {key: str(tmp_path / value) for key, value in outputs.items()}
+    fake = SimpleNamespace(input=SimpleNamespace(scores=[str(tmp_path / "scores.csv")]),
+                           output=SimpleNamespace(items=lambda: output.items(), **output),
+                           params=SimpleNamespace(figure=name, settings={"datasets": ["mnist"]}),
+                           log=[str(tmp_path / "figure.log")])
+    runpy.run_path(str(SCRIPTS / "plot_figure.py"), init_globals={"snakemake": fake})
+    assert_pdf(output["pdf"])
+    if "csv" in output:
+        assert set(pd.read_csv(output["csv"])["dataset"]) == {"mnist"}
+    assert "drew" in (tmp_path / "figure.log").read_text()
+    fake.params.settings = {"profile": "step-mu0.2-rho10"}
+    with pytest.raises(figures.FigureSettingsError, match=rf"{name}: unknown setting\(s\) \['profile'\]"):
+        runpy.run_path(str(SCRIPTS / "plot_figure.py"), init_globals={"snakemake": fake})

@@ -1,0 +1,24 @@
+"""Any figure rule: the score table -> figures/<figure>.pdf (and figures/table4.csv for table4).
+
+The rule names the figure (``params.figure``, a key of ``figures.FIGURES``) and its settings
+(``params.settings``, a dict; a setting the figure does not take raises ``FigureSettingsError``);
+``output.pdf`` is the drawing and every other named output is passed on as ``<name>_path``
+(table4's ``output.csv`` becomes ``csv_path``).
+"""
+
+import _src  # noqa: F401  (puts src/ on sys.path)
+
+from imbalance_study import figures, logs
+
+log = logs.to_file(snakemake.log[0])
+name = snakemake.params.figure
+if name not in figures.FIGURES:
+    raise figures.FigureSettingsError(f"unknown figure {name!r}; known: {sorted(figures.FIGURES)}")
+settings = dict(getattr(snakemake.params, "settings", None) or {})
+outputs = dict(snakemake.output.items())
+pdf = outputs.pop("pdf", None) or snakemake.output[0]
+extra = {f"{key}_path": value for key, value in outputs.items()}
+table = figures.load_scores(snakemake.input.scores)
+figures.FIGURES[name](table, pdf, **settings, **extra)
+log.info("drew %s (%s) from %d score rows with settings %s", name, ", ".join([pdf, *extra.values()]), len(table),
+         settings)
