@@ -16,6 +16,7 @@ dataset = datasets.load(snakemake.input.dataset)
 indices = imbalance.load_indices(snakemake.input.index, len(dataset.train_labels))
 spec = training.RunSpec(dataset=wildcards.dataset, profile=wildcards.profile, seed=int(wildcards.seed),
                         method=wildcards.method, model=snakemake.params.model,
+                        model_options=snakemake.params.model_options,
                         protocol=training.Protocol.from_config(snakemake.params.protocol))
 inputs = {"index_file": Path(snakemake.input.index).name, "index_sha256": training.file_sha256(snakemake.input.index),
           "dataset_sha256": dataset.digest}

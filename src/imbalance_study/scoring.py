@@ -136,7 +136,8 @@ def score_run(manifest: dict, dataset, imbalanced: np.ndarray, identity: dict, t
     torch_device = training_module.resolve_device(device)
     counts = class_counts_of(imbalanced, dataset.train_labels, dataset.n_classes)
     minority = minority_mask(counts)
-    model = models.build(manifest["spec"]["model"], dataset.n_classes, dataset.image_shape).to(torch_device)
+    model = models.build(manifest["spec"]["model"], dataset.n_classes, dataset.image_shape,
+                         manifest["spec"].get("model_options")).to(torch_device)
     evaluated = {}  # split -> (inputs on the device, labels, expansion to the split as seen)
     for split in splits:
         if split == "train":

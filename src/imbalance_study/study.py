@@ -354,9 +354,9 @@ def run_identity(config: dict, dataset: str, profile: str, seed: int, method: st
 
 
 def fig8_default_profile(config: dict) -> str | None:
-    """Fig. 8's profile when the config names none: the first step profile with the largest rho."""
+    """Fig. 8's profile when the config names none: the largest rho, then the fewest minority classes
+    (the same choice as ``figures.plot_fig8``)."""
     steps = [imbalance.parse_profile(name) for name in profiles(config) if name.startswith("step-")]
     if not steps:
         return None
-    largest = max(profile.rho for profile in steps)
-    return next(profile.name for profile in steps if profile.rho == largest)
+    return min(steps, key=lambda profile: (-profile.rho, profile.mu)).name

@@ -174,6 +174,7 @@ class RunSpec:
     method: str
     model: str
     protocol: Protocol
+    model_options: dict = field(default_factory=dict)
 
     def init_seed(self) -> int:
         # Methods of one (dataset, profile, seed) cell share their initial weights: comparisons
@@ -238,20 +239,39 @@ def freeze_all_but(model: nn.Module, layer_names: tuple[str, ...]) -> list[nn.Pa
     return trainable
 
 
-def train(spec: RunSpec, images: np.ndarray, labels: np.ndarray, indices: np.ndarray, run_dir: str | Path,
+class TensorBatches:
+    """Batches of an in-memory dataset: the whole pool lives on the device, a batch is one gather,
+    with no loader and no host copies."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, device: torch.device):
+        self.inputs = models.to_input(torch.from_numpy(images)).to(device)
+        self.targets = torch.from_numpy(labels).to(device)
+        self.device = device
+        self.input_shape = tuple(images.shape[1:])
+
+    def __call__(self, batch: np.ndarray, iteration: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = torch.from_numpy(batch).to(self.device)
+        return self.inputs[rows], self.targets[rows]
+
+
+def train(spec: RunSpec, images: np.ndarray | None, labels: np.ndarray, indices: np.ndarray, run_dir: str | Path,
           manifest_path: str | Path, fingerprint_extra: dict, device: str = "auto", log_every: int = 100,
-          phase_one: dict | None = None) -> dict:
+          phase_one: dict | None = None, batches=None) -> dict:
     """Train one run, resuming from ``run_dir/resume.pt`` when it matches, and write the manifest last.
 
     With ``phase_one`` (the manifest of a finished run), the run is the second phase of two-phase
     training: it starts from that run's last checkpoint and trains only the model's output layers.
+    ``batches`` turns a batch of pool indices into (inputs, targets) on the device; by default the
+    in-memory ``images`` are used (image folders pass their own loader, with ``images`` None).
     """
     run_dir = Path(run_dir)
     protocol = spec.protocol
     torch_device = resolve_device(device)
     torch.manual_seed(spec.init_seed())
     n_classes = int(labels.max()) + 1
-    model = models.build(spec.model, n_classes, images.shape[1:]).to(torch_device)
+    if batches is None:
+        batches = TensorBatches(images, labels, torch_device)
+    model = models.build(spec.model, n_classes, batches.input_shape, spec.model_options).to(torch_device)
     parameters = list(model.parameters())
     if phase_one is not None:
         load_checkpoint(phase_one["checkpoints"][-1], model, phase_one["fingerprint"])
@@ -261,9 +281,6 @@ def train(spec: RunSpec, images: np.ndarray, labels: np.ndarray, indices: np.nda
         json.dumps({"spec": spec.to_dict(), **fingerprint_extra}, sort_keys=True).encode()).hexdigest()
     optimizer = make_optimizer(protocol, parameters)
     shuffler = EpochShuffler(indices, spec.data_rng())
-    # The whole pool lives on the device: a batch is one gather, with no loader and no host copies.
-    inputs = models.to_input(torch.from_numpy(images)).to(torch_device)
-    targets = torch.from_numpy(labels).to(torch_device)
 
     for half_written in run_dir.rglob(f"{TEMPORARY_PREFIX}*"):  # left by a job killed while writing
         half_written.unlink()
@@ -295,10 +312,10 @@ def train(spec: RunSpec, images: np.ndarray, labels: np.ndarray, indices: np.nda
                 module.eval()
     started = time.perf_counter()
     while iteration < protocol.iterations:
-        batch = torch.from_numpy(shuffler.next_batch(protocol.batch_size)).to(torch_device)
+        inputs, targets = batches(shuffler.next_batch(protocol.batch_size), iteration)
         for group in optimizer.param_groups:
             group["lr"] = protocol.learning_rate(iteration)
-        loss = nn.functional.cross_entropy(model(inputs[batch]), targets[batch])
+        loss = nn.functional.cross_entropy(model(inputs), targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

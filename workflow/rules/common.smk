@@ -84,7 +84,8 @@ def figure_runs(name):
     if name in ("fig3", "fig4", "fig6", "table4"):
         return [run for run in runs if run.profile.startswith("step-") and study.split_method(run.method)[0] in methods]
     if name == "fig5":
-        return [run for run in runs if run.profile.startswith("linear-") and study.split_method(run.method)[0] in methods]
+        kind = settings.get("imbalance", "linear")
+        return [run for run in runs if run.profile.startswith(f"{kind}-") and study.split_method(run.method)[0] in methods]
     if name == "fig7":
         rho = settings.get("rho", 1000)
         return [run for run in runs if run.profile.startswith("step-") and imbalance.parse_profile(run.profile).rho == rho

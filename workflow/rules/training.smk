@@ -7,6 +7,7 @@ rule train:
         manifest=MANIFEST,
     params:
         model=run_model,
+        model_options=lambda wildcards: config["datasets"][wildcards.dataset].get("model_options", {}),
         protocol=run_protocol,
         device=config["device"],
     log:
