@@ -8,7 +8,7 @@ The rule names the figure (``params.figure``, a key of ``figures.FIGURES``) and 
 
 import _src  # noqa: F401  (puts src/ on sys.path)
 
-from imbalance_study import figures, logs
+from imbalance_study import figures, logs, selection
 
 log = logs.to_file(snakemake.log[0])
 name = snakemake.params.figure
@@ -18,7 +18,8 @@ settings = dict(getattr(snakemake.params, "settings", None) or {})
 outputs = dict(snakemake.output.items())
 pdf = outputs.pop("pdf", None) or snakemake.output[0]
 extra = {f"{key}_path": value for key, value in outputs.items()}
-table = figures.load_scores(snakemake.input.scores)
+# Per-run score files are written before any learning-rate search is decided.
+table = selection.mark_selected(figures.load_scores(snakemake.input.scores))
 figures.FIGURES[name](table, pdf, **settings, **extra)
 log.info("drew %s (%s) from %d score rows with settings %s", name, ", ".join([pdf, *extra.values()]), len(table),
          settings)
