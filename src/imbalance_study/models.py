@@ -1,7 +1,7 @@
 """Networks of the study.
 
 Every model exposes ``features(x)`` (the penultimate representation, for learning-dynamics scores)
-and ``output_layers`` (the layers two-phase training fine-tunes).
+and ``output_layers`` (the attribute names of the layers two-phase training fine-tunes).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import math
 
 import torch
 from torch import nn
+from torchvision.models.resnet import BasicBlock, ResNet
 
 
 def caffe_xavier_(module: nn.Module) -> None:
@@ -76,19 +77,165 @@ class DigitsCNN(nn.Module):
         return self.fc2(self.features(x))
 
 
-MODELS = {"lenet5": LeNet5, "digits_cnn": DigitsCNN}
+class AllCNNC(nn.Module):
+    """All-CNN-C (Springenberg et al. 2015), the paper's CIFAR-10 network (its Table 3).
+
+    input dropout 0.2
+    conv 96@3x3 pad 1, conv 96@3x3 pad 1, conv 96@3x3 stride 2 pad 1 (32 -> 16), dropout 0.5
+    conv 192@3x3 pad 1, conv 192@3x3 pad 1, conv 192@3x3 stride 2 pad 1 (16 -> 8), dropout 0.5
+    conv 192@3x3 valid (8 -> 6), conv 192@1x1, conv K@1x1, global average over 6x6
+    ReLU after every convolution but the last, whose output is the class scores.
+
+    ``features`` is the 192-d global average of the first 1x1 convolution's output (after ReLU):
+    the representation the class scores are a linear function of (the 1x1 conv K commutes with the
+    average). ``output_layers`` are both 1x1 convolutions, the network's "fully connected" part.
+
+    Init ``kaiming`` (default): He normal (fan_in, ReLU gain), zero biases; nine ReLU layers keep
+    their activation scale with it, where Caffe's xavier (variance 1/fan_in) halves the signal's
+    variance at every layer. ``caffe_xavier`` is there for comparison.
+    """
+
+    output_layers = ("conv8", "conv9")
+
+    def __init__(self, n_classes: int = 10, in_channels: int = 3, image_size: int = 32, init: str = "kaiming"):
+        super().__init__()
+        self.input_dropout = nn.Dropout(0.2)
+        self.conv1 = nn.Conv2d(in_channels, 96, 3, padding=1)
+        self.conv2 = nn.Conv2d(96, 96, 3, padding=1)
+        self.conv3 = nn.Conv2d(96, 96, 3, stride=2, padding=1)
+        self.dropout1 = nn.Dropout(0.5)
+        self.conv4 = nn.Conv2d(96, 192, 3, padding=1)
+        self.conv5 = nn.Conv2d(192, 192, 3, padding=1)
+        self.conv6 = nn.Conv2d(192, 192, 3, stride=2, padding=1)
+        self.dropout2 = nn.Dropout(0.5)
+        self.conv7 = nn.Conv2d(192, 192, 3)
+        self.conv8 = nn.Conv2d(192, 192, 1)
+        self.conv9 = nn.Conv2d(192, n_classes, 1)
+        if init == "kaiming":
+            for layer in self.modules():
+                if isinstance(layer, nn.Conv2d):
+                    nn.init.kaiming_normal_(layer.weight, mode="fan_in", nonlinearity="relu")
+                    nn.init.zeros_(layer.bias)
+        elif init == "caffe_xavier":
+            caffe_xavier_(self)
+        else:
+            raise ValueError(f"allcnn_c: unknown init '{init}', expected kaiming or caffe_xavier")
+
+    def _last_hidden_maps(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.input_dropout(x)
+        x = torch.relu(self.conv1(x))
+        x = torch.relu(self.conv2(x))
+        x = self.dropout1(torch.relu(self.conv3(x)))
+        x = torch.relu(self.conv4(x))
+        x = torch.relu(self.conv5(x))
+        x = self.dropout2(torch.relu(self.conv6(x)))
+        x = torch.relu(self.conv7(x))
+        return torch.relu(self.conv8(x))
+
+    def score_maps(self, x: torch.Tensor) -> torch.Tensor:
+        """Class scores per position, (N, K, 6, 6) for 32x32 inputs, before the global average."""
+        return self.conv9(self._last_hidden_maps(x))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self._last_hidden_maps(x).mean(dim=(2, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.score_maps(x).mean(dim=(2, 3))
 
 
-def build(name: str, n_classes: int, image_shape: tuple[int, ...]) -> nn.Module:
-    """Build model ``name`` for images of ``image_shape`` ((H, W) or (H, W, C))."""
+class ResNet10(ResNet):
+    """ResNet-10: torchvision's ResNet with one BasicBlock per stage ([1, 1, 1, 1]).
+
+    torchvision's own init: Kaiming normal (fan_out, ReLU) for every convolution, batch-norm
+    weights 1 and biases 0, the final ``fc`` with PyTorch's default Linear init.
+    ``features`` is the globally pooled 512-d vector ``fc`` reads.
+    """
+
+    output_layers = ("fc",)
+
+    def __init__(self, n_classes: int = 1000, in_channels: int = 3, image_size: int = 224):
+        super().__init__(BasicBlock, [1, 1, 1, 1], num_classes=n_classes)
+        if in_channels != 3:
+            self.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
+            nn.init.kaiming_normal_(self.conv1.weight, mode="fan_out", nonlinearity="relu")
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return torch.flatten(self.avgpool(x), 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.features(x))
+
+
+class MLP(nn.Module):
+    """A multilayer perceptron for tabular features: Linear -> ReLU [-> Dropout] per hidden width.
+
+    Glorot (xavier uniform) weights, zero biases. An input with more than one dimension is
+    flattened. ``features`` is the last hidden layer's activation.
+    """
+
+    output_layers = ("output",)
+
+    def __init__(self, n_classes: int, in_features: int, hidden: list[int] | tuple[int, ...] = (64, 32),
+                 dropout: float = 0.0):
+        super().__init__()
+        widths = [in_features, *hidden]
+        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
+        self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()
+        self.output = nn.Linear(widths[-1], n_classes)
+        for layer in self.modules():
+            if isinstance(layer, nn.Linear):
+                nn.init.xavier_uniform_(layer.weight)
+                nn.init.zeros_(layer.bias)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.flatten(1)
+        for layer in self.hidden:
+            x = self.dropout(torch.relu(layer(x)))
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.output(self.features(x))
+
+
+MODELS = {"lenet5": LeNet5, "digits_cnn": DigitsCNN, "allcnn_c": AllCNNC, "resnet10": ResNet10, "mlp": MLP}
+
+
+def build(name: str, n_classes: int, image_shape: tuple[int, ...], options: dict | None = None) -> nn.Module:
+    """Build model ``name`` for examples of ``image_shape``: (H, W), (H, W, C), or (F,) for tabular.
+
+    ``options`` are the model's keyword options (the config's ``model_options``).
+    """
     if name not in MODELS:
         raise ValueError(f"unknown model '{name}', expected one of {sorted(MODELS)}")
-    in_channels = image_shape[2] if len(image_shape) == 3 else 1
-    return MODELS[name](n_classes=n_classes, in_channels=in_channels, image_size=image_shape[0])
+    options = dict(options or {})
+    image_shape = tuple(image_shape)
+    if name == "mlp":
+        arguments = {"in_features": math.prod(image_shape)}
+    elif len(image_shape) in (2, 3):
+        arguments = {"in_channels": image_shape[2] if len(image_shape) == 3 else 1, "image_size": image_shape[0]}
+    else:
+        raise ValueError(f"model '{name}' needs images (H, W[, C]), not examples of shape {image_shape}")
+    try:
+        return MODELS[name](n_classes=n_classes, **arguments, **options)
+    except TypeError as error:
+        raise ValueError(f"model '{name}': bad model_options {sorted(options)} ({error})") from error
 
 
 def to_input(images: torch.Tensor) -> torch.Tensor:
-    """uint8 images (N, H, W[, C]) to float (N, C, H, W) in [0, 1)."""
+    """Stored examples to network input.
+
+    uint8 images (N, H, W[, C]) -> float (N, C, H, W) in [0, 1) (x / 256, as Caffe's scale);
+    float images (N, H, W[, C]), already preprocessed (CIFAR-10 GCN+ZCA) -> (N, C, H, W), values
+    unchanged; float tabular features (N, F) -> unchanged.
+    """
+    if images.dtype == torch.uint8:
+        if images.ndim == 3:
+            images = images.unsqueeze(-1)
+        return images.permute(0, 3, 1, 2).float().mul_(1.0 / 256.0).contiguous()
+    if images.ndim == 2:
+        return images.float()
     if images.ndim == 3:
         images = images.unsqueeze(-1)
-    return images.permute(0, 3, 1, 2).float().mul_(1.0 / 256.0).contiguous()
+    return images.permute(0, 3, 1, 2).float().contiguous()
