@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from imbalance_study import figures
+from imbalance_study import figures, selection
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
@@ -158,7 +158,10 @@ def test_table4_holds_the_planted_means(tmp_path, table):
 
 def test_table4_default_csv_sits_beside_the_pdf(tmp_path, table):
     figures.FIGURES["table4"](table, tmp_path / "table4.pdf", metric="accuracy")
-    assert set(pd.read_csv(tmp_path / "table4.csv")["metric"]) == {"accuracy"}
+    written = pd.read_csv(tmp_path / "table4.csv", keep_default_na=False)
+    assert list(written["metric"].unique()) == ["accuracy", "roc_auc"]  # the named metric's block first
+    assert (written["select_on"] == "").all()  # no learning-rate search in this study
+    assert set(figures.table4_frame(table, metric=["accuracy"])["metric"]) == {"accuracy"}
 
 
 def test_unselected_runs_are_left_out(tmp_path, table):
@@ -223,3 +226,50 @@ def test_the_generic_script_draws_a_figure(tmp_path, monkeypatch, table, name, o
     fake.params.settings = {"profile": "step-mu0.2-rho10"}
     with pytest.raises(figures.FigureSettingsError, match=rf"{name}: unknown setting\(s\) \['profile'\]"):
         runpy.run_path(str(SCRIPTS / "plot_figure.py"), init_globals={"snakemake": fake})
+
+
+def searched_table():
+    """mnist with ``over`` run as a learning-rate search over two rates, judged on a validation split.
+
+    lr 0.01 scores 0.05 higher than lr 0.1 everywhere; validation scores equal test scores, so the
+    search keeps seed 3 at lr 0.01 (highest validation ROC AUC) for every profile.
+    """
+    table = score_table(datasets=("mnist",))
+    plain = table[table["method"] != "over"]
+    over = table[(table["method"] == "over") & (table["split"] == "test")]
+    over = pd.concat([over, over.assign(split="validation")], ignore_index=True)
+    runs = [over.assign(variant=f"over-lr{lr:g}", base_lr=lr, value=over["value"] + gain)
+            for lr, gain in ((0.1, 0.0), (0.01, 0.05))]
+    searched = pd.concat(runs, ignore_index=True).assign(selected=False, select_on="validation",
+                                                         select_metric="roc_auc")
+    return pd.concat([plain, searched], ignore_index=True)
+
+
+def test_the_generic_script_decides_learning_rate_searches(tmp_path, monkeypatch):
+    searched_table().to_csv(tmp_path / "scores.csv", index=False)
+    monkeypatch.syspath_prepend(str(SCRIPTS))
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)
+    output = {"pdf": str(tmp_path / "table4.pdf"), "csv": str(tmp_path / "table4.csv")}
+    fake = SimpleNamespace(input=SimpleNamespace(scores=[str(tmp_path / "scores.csv")]),
+                           output=SimpleNamespace(items=lambda: output.items(), **output),
+                           params=SimpleNamespace(figure="table4", settings={}), log=[str(tmp_path / "t4.log")])
+    runpy.run_path(str(SCRIPTS / "plot_figure.py"), init_globals={"snakemake": fake})
+    assert_pdf(output["pdf"])
+    written = pd.read_csv(output["csv"], keep_default_na=False)
+    assert (written["select_on"] == "validation").all()
+    for _, row in written.iterrows():
+        best = planted("mnist", "over", row["rho"], row["metric"]) + 0.05 + 0.01  # lr 0.01, seed 3
+        assert row["over_mean"] == pytest.approx(best) and row["over_n"] == 1 and row["over_sd"] == 0
+        assert row["baseline_mean"] == pytest.approx(planted("mnist", "baseline", row["rho"], row["metric"]))
+        assert row["baseline_n"] == len(SEEDS)
+
+
+def test_titles_name_the_split_a_search_selected_on():
+    chosen = selection.mark_selected(searched_table())
+    rows = figures.final_scores(chosen, "roc_auc")
+    assert figures._selection_text(rows) == "; searched runs' learning rate selected on the validation split"
+    over = rows[rows["method"] == "over"]
+    assert figures._selection_text(over) == "; learning rate selected on the validation split"
+    assert figures._selection_text(over.assign(select_on="test")).endswith("on the test split (optimistic)")
+    assert figures._selection_text(rows[rows["method"] == "baseline"]) == ""
+    assert set(over["variant"]) == {"over-lr0.01"} and set(over["seed"]) == {3}

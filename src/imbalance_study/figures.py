@@ -426,8 +426,8 @@ def plot_fig7(table: pd.DataFrame, path: str | Path, *, rho: float = 1000, metri
     x: the imbalance ratio left after sampling, log scale, reversed so that it runs from the original ρ
     (no sampling, left) to 1 (fully balanced, right); y: the metric. One line for oversampling, one for
     undersampling (one-phase runs with sampler over/under, whatever their method name); the runs with
-    sampler none at that ρ are the baseline, drawn as a horizontal dotted line (± 1 sd band) and a point
-    at x = ρ. One panel per number of minority classes.
+    sampler none at that ρ are the baseline, drawn as a horizontal dotted line (± 1 sd band) and as the
+    common first point (x = ρ, nothing sampled) of both lines. One panel per number of minority classes.
     """
     rows = _at_checkpoint(_scores(table, "fig7", metric, imbalance="step", methods=methods, datasets=datasets),
                           "fig7", iteration)
@@ -444,11 +444,14 @@ def plot_fig7(table: pd.DataFrame, path: str | Path, *, rho: float = 1000, metri
         handles: dict = {}
         for dataset, n_minority, axis in cells:
             here = summary[(summary["dataset"] == dataset) & (summary["n_minority"] == n_minority)]
+            reference = baseline[(baseline["dataset"] == dataset) & (baseline["n_minority"] == n_minority)]
+            start = reference.assign(sampling_ratio=float(rho))[["sampling_ratio", "mean", "sd", "n"]]
             for sampler in ("over", "under"):
                 line = here[here["sampler"] == sampler].dropna(subset=["sampling_ratio"])
                 if not line.empty:
+                    if not np.isclose(line["sampling_ratio"], rho).any():
+                        line = pd.concat([start, line[["sampling_ratio", "mean", "sd", "n"]]], ignore_index=True)
                     _line(axis, line, "sampling_ratio", labels[sampler], **_style(sampler, METHOD_ORDER))
-            reference = baseline[(baseline["dataset"] == dataset) & (baseline["n_minority"] == n_minority)]
             if not reference.empty:
                 mean, sd = float(reference["mean"].iloc[0]), float(reference["sd"].iloc[0])
                 color = _style("baseline", METHOD_ORDER)["color"]
@@ -531,18 +534,26 @@ def table4_frame(table: pd.DataFrame, metric: str | list[str] | None = None, met
                  iteration: int | None = None, datasets=None) -> pd.DataFrame:
     """Table 4 as a frame: one row per dataset, metric and imbalance setting; per method its mean, sd and n.
 
-    Test split, no thresholding, the last checkpoint of each run (or ``iteration``); metrics default to
-    ROC AUC and accuracy, one block of rows each.
+    Test split, no thresholding, the last checkpoint of each run (or ``iteration``); one block of rows
+    per metric: ``metric`` first (default ROC AUC), then whichever of ROC AUC and accuracy it is not (a
+    list of metrics gives exactly those blocks). The column ``select_on`` names the split a
+    learning-rate search chose a row's runs on (empty when none was searched).
     """
-    metrics = ["roc_auc", "accuracy"] if metric is None else [metric] if isinstance(metric, str) else list(metric)
-    blocks = []
+    if metric is None or isinstance(metric, str):
+        metrics = list(dict.fromkeys([metric or "roc_auc", "roc_auc", "accuracy"]))
+    else:
+        metrics = list(metric)
+    blocks, chosen = [], []
+    keys = ["dataset", "metric", "imbalance", "profile", "mu", "rho"]
     for name in metrics:
         rows = _at_checkpoint(_scores(table, "table4", name, methods=methods, datasets=datasets), "table4", iteration)
-        blocks.append(summarize(rows, ["dataset", "metric", "imbalance", "profile", "mu", "rho", "method"]))
+        blocks.append(summarize(rows, keys + ["method"]))
+        chosen.append(rows.groupby(keys, dropna=False)["select_on"]
+                      .agg(lambda splits: "/".join(sorted(set(splits) - {""}))).reset_index())
     summary = pd.concat(blocks, ignore_index=True)
     methods = _method_order(summary["method"].unique())
-    keys = ["dataset", "metric", "imbalance", "profile", "mu", "rho"]
     frame = summary[keys].drop_duplicates().reset_index(drop=True)
+    frame = frame.merge(pd.concat(chosen, ignore_index=True), on=keys, how="left")
     for method in methods:  # a merge, not a pivot: pandas pivots drop the empty μ of ramp profiles
         own = summary.loc[summary["method"] == method, keys + ["mean", "sd", "n"]]
         frame = frame.merge(own.rename(columns={s: f"{method}_{s}" for s in ("mean", "sd", "n")}), on=keys, how="left")
@@ -572,7 +583,10 @@ def write_table4(table: pd.DataFrame, csv_path: str | Path, pdf_path: str | Path
     counts = frame[[f"{m}_n" for m in methods]].to_numpy()
     counts = counts[counts > 0]
     repeats = f"{counts.min()}" if counts.min() == counts.max() else f"{counts.min()}–{counts.max()}"
-    row_height, title_gap, top_gap = 0.22, 0.45, 0.35  # inches
+    searched = sorted({split for value in frame["select_on"] for split in value.split("/") if split})
+    selection = (f"\nlearning rate of searched runs selected on the {' / '.join(searched)} split"
+                 + (" (optimistic)" if "test" in searched else "")) if searched else ""
+    row_height, title_gap, top_gap = 0.22, 0.45, 0.35 + 0.15 * bool(searched)  # inches
     label_width = 0.08 * max(len(label) for label in frame["setting"]) + 0.3
     width = label_width + 1.9 * len(methods)
     height = top_gap + sum(title_gap + row_height * (len(block) + 1) for _, block in blocks)
@@ -600,7 +614,8 @@ def write_table4(table: pd.DataFrame, csv_path: str | Path, pdf_path: str | Path
         axis.set_title(f"{dataset}: {METRIC_LABELS.get(metric_name, metric_name)}, mean ± sd (n runs)",
                        fontsize=9, loc="left")
     figure.suptitle(f"Table 4: test set, no thresholding, {_checkpoint_text(iteration)}, "
-                    f"over {repeats} repeats per cell; best mean in bold", fontsize=9, y=1 - 0.12 / height)
+                    f"over {repeats} repeats per cell; best mean in bold{selection}", fontsize=9,
+                    y=1 - 0.12 / height)
     with atomic_path(pdf_path) as temporary:
         figure.savefig(temporary, bbox_inches="tight")
     plt.close(figure)
