@@ -25,7 +25,11 @@ if snakemake.input.get("phase_one"):
     with open(snakemake.input.phase_one) as handle:
         phase_one = json.load(handle)
     log.info("second phase: starting from %s", snakemake.input.phase_one)
-manifest = training.train(spec, dataset.train_images, dataset.train_labels, indices,
+batches = None
+if dataset.kind == "image_folder":  # too large for memory: decoded per batch
+    batches = training.ImageFolderBatches(dataset, spec.init_seed(), training.resolve_device(snakemake.params.device),
+                                          threads=max(1, snakemake.threads))
+manifest = training.train(spec, dataset.train_images, dataset.train_labels, indices, batches=batches,
                           run_dir=Path(snakemake.output.manifest).parent, manifest_path=snakemake.output.manifest,
                           fingerprint_extra=inputs, device=snakemake.params.device, phase_one=phase_one)
 log.info("trained %d iterations on %d examples in %.1f s on %s", spec.protocol.iterations,

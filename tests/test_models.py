@@ -33,9 +33,10 @@ def test_allcnn_c_follows_springenberg_table():
     assert model.score_maps(x).shape == (4, 10, 6, 6)  # 32 -> 16 -> 8 -> 6 (valid 3x3)
     assert model(x).shape == (4, 10)
     assert model.features(x).shape == (4, 192)
-    # the class scores are the 1x1 classifier applied to the pooled features
-    expected = nn.functional.conv2d(model.features(x)[:, :, None, None], model.conv9.weight, model.conv9.bias)
-    torch.testing.assert_close(model(x), expected.flatten(1), rtol=1e-4, atol=1e-5)
+    # the class scores are the spatial mean of the rectified 1x1 classifier ("1x1 conv. 10 ReLU")
+    expected = torch.relu(model.conv9(model._last_hidden_maps(x))).mean(dim=(2, 3))
+    torch.testing.assert_close(model(x), expected, rtol=1e-4, atol=1e-5)
+    assert (model(x) >= 0).all()
     strides = [model.conv3.stride, model.conv6.stride]
     assert strides == [(2, 2), (2, 2)] and model.conv7.padding == (0, 0)
     assert [model.conv8.kernel_size, model.conv9.kernel_size] == [(1, 1), (1, 1)]

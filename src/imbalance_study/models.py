@@ -133,8 +133,12 @@ class AllCNNC(nn.Module):
         return torch.relu(self.conv8(x))
 
     def score_maps(self, x: torch.Tensor) -> torch.Tensor:
-        """Class scores per position, (N, K, 6, 6) for 32x32 inputs, before the global average."""
-        return self.conv9(self._last_hidden_maps(x))
+        """Class scores per position, (N, K, 6, 6) for 32x32 inputs, before the global average.
+
+        Springenberg et al.'s table (and the paper's Table 3) lists "1x1 conv. K ReLU": the scores
+        are rectified before the average and the softmax, so they are kept that way here.
+        """
+        return torch.relu(self.conv9(self._last_hidden_maps(x)))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self._last_hidden_maps(x).mean(dim=(2, 3))

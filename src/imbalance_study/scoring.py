@@ -138,28 +138,54 @@ def score_run(manifest: dict, dataset, imbalanced: np.ndarray, identity: dict, t
     minority = minority_mask(counts)
     model = models.build(manifest["spec"]["model"], dataset.n_classes, dataset.image_shape,
                          manifest["spec"].get("model_options")).to(torch_device)
-    evaluated = {}  # split -> (inputs on the device, labels, expansion to the split as seen)
+    evaluated = {}  # split -> (log-probabilities of a model, labels, expansion to the split as seen)
     for split in splits:
         if split == "train":
             if training is None:
                 raise ValueError("scoring the train split needs the run's training index file")
             unique, expansion = np.unique(training, return_inverse=True)
-            images, labels = dataset.train_images[unique], dataset.train_labels[training]
+            labels = dataset.train_labels[training]
+            rows_of_split = unique
         else:
-            images = getattr(dataset, f"{split}_images", None)
-            if images is None:
+            if getattr(dataset, f"{split}_labels", None) is None:
                 continue
-            labels, expansion = getattr(dataset, f"{split}_labels"), None
-        evaluated[split] = (models.to_input(torch.from_numpy(images)).to(torch_device), labels, expansion)
+            labels, expansion, rows_of_split = getattr(dataset, f"{split}_labels"), None, None
+        evaluated[split] = (_evaluator(dataset, split, rows_of_split, torch_device), labels, expansion)
     rows = []
     for entry in manifest["checkpoints"]:
         training_module.load_checkpoint(entry, model, manifest["fingerprint"])
-        for split, (inputs, labels, expansion) in evaluated.items():
-            log_probs = log_probabilities(model, inputs)
+        for split, (evaluate, labels, expansion) in evaluated.items():
+            log_probs = evaluate(model)
             if expansion is not None:
                 log_probs = log_probs[expansion]
             rows.extend(score(log_probs, labels, counts, minority, entry["iteration"], split))
     return [{**identity, **row} for row in rows]
+
+
+def _evaluator(dataset, split: str, rows: np.ndarray | None, device: torch.device, batch_size: int = 256):
+    """A function model -> float64 log-probabilities on one split (its ``rows``, or all of it).
+
+    In-memory splits are moved to the device once; image folders are decoded batch by batch with
+    the test-time transform (resize, centre crop), as they do not fit in memory.
+    """
+    from . import models
+
+    if dataset.kind == "image_folder":
+        from .datasets import ImageFolderSubset
+
+        subset = ImageFolderSubset(dataset, split, rows, train=False, resize=dataset.resize, crop=dataset.crop)
+        loader = torch.utils.data.DataLoader(subset, batch_size=batch_size, shuffle=False)
+
+        @torch.no_grad()
+        def evaluate(model):
+            model.eval()
+            logits = [model(images.to(device)).double() for images, _ in loader]
+            return torch.log_softmax(torch.cat(logits), dim=1).cpu().numpy()
+
+        return evaluate
+    images = getattr(dataset, f"{split}_images")
+    inputs = models.to_input(torch.from_numpy(images if rows is None else images[rows])).to(device)
+    return lambda model: log_probabilities(model, inputs)
 
 
 def write_rows(rows: list[dict], path) -> None:

@@ -254,6 +254,32 @@ class TensorBatches:
         return self.inputs[rows], self.targets[rows]
 
 
+class ImageFolderBatches:
+    """Batches of an image-folder dataset (ImageNet), decoded and augmented on the fly by threads.
+
+    Each example's crop and flip are drawn from a seed derived from (run, iteration, slot), so a
+    resumed run sees exactly the augmentations an uninterrupted one would, whatever the threads do.
+    """
+
+    def __init__(self, dataset, run_seed: int, device: torch.device, threads: int = 4):
+        from concurrent.futures import ThreadPoolExecutor
+
+        from .datasets import ImageFolderSubset
+
+        self.subset = ImageFolderSubset(dataset, "train", train=True, resize=dataset.resize, crop=dataset.crop)
+        self.run_seed, self.device = run_seed, device
+        self.input_shape = dataset.image_shape
+        self.pool = ThreadPoolExecutor(max_workers=threads)
+
+    def __call__(self, batch: np.ndarray, iteration: int) -> tuple[torch.Tensor, torch.Tensor]:
+        keys = [(int(index), int(np.random.SeedSequence([self.run_seed, iteration, slot]).generate_state(1)[0]))
+                for slot, index in enumerate(batch)]
+        items = list(self.pool.map(self.subset.__getitem__, keys))
+        inputs = torch.stack([image for image, _ in items]).to(self.device, non_blocking=True)
+        targets = torch.tensor([label for _, label in items], dtype=torch.int64).to(self.device)
+        return inputs, targets
+
+
 def train(spec: RunSpec, images: np.ndarray | None, labels: np.ndarray, indices: np.ndarray, run_dir: str | Path,
           manifest_path: str | Path, fingerprint_extra: dict, device: str = "auto", log_every: int = 100,
           phase_one: dict | None = None, batches=None) -> dict:

@@ -29,7 +29,11 @@ wildcard_constraints:
 def dataset_spec(wildcards):
     """Only what determines the dataset's content, so other dataset settings do not rebuild it."""
     spec = config["datasets"][wildcards.dataset]
-    keys = ("source", "split", "train_per_class", "test_per_class", "seed", "root", "copy_from")
+    keys = ["source", "split", "train_per_class", "test_per_class", "seed", "root", "copy_from"]
+    keys += {"torchvision_cifar10": ["preprocessing"], "csv": ["path", "label_column"],
+             "image_folder": ["train_root", "test_root", "n_classes", "image_size"]}.get(spec["source"], [])
+    if spec.get("validation_per_class"):
+        keys.append("validation_per_class")
     return {key: spec[key] for key in keys if key in spec}
 
 
