@@ -30,8 +30,12 @@ def test_the_mnist_config_layered_over_the_default_is_valid():
 
 
 def broken(path, value):
-    """The shipped config with the key at ``path`` (dots) set to ``value`` (or removed, for DELETE)."""
+    """The shipped config with the key at ``path`` (dots) set to ``value`` (or removed, for DELETE).
+
+    The shipped config gains a well-formed two-phase method, ``twophase`` (from ``over``), first.
+    """
     config = copy.deepcopy(shipped())
+    config["methods"]["twophase"] = {"two_phase": {"from": "over"}}
     *parents, last = path.split(".")
     node = config
     for key in parents:
@@ -73,6 +77,26 @@ MALFORMED = [
     ("device", "tpu", "device: 'tpu' does not match"),
     ("figures.fig3.methods", ["focal"], "figures.fig3.methods[0]: 'focal' is not among study.methods"),
     ("study.typo", 1, "study: Additional properties are not allowed ('typo' was unexpected)"),
+    ("methods.baseline", {"two_phase": {"from": "smote"}}, "methods.baseline.two_phase.from: 'smote' is not among"),
+    ("methods.baseline", {"two_phase": {"from": "baseline"}},
+     "methods.baseline.two_phase.from: 'baseline' must be a one-phase method with a sampler"),
+    ("methods.baseline", {"two_phase": {"from": "over", "lr_factor": 0}},
+     "methods.baseline.two_phase.lr_factor: 0 is less than or equal to the minimum of 0"),
+    ("methods.baseline", {"sampler": "under", "two_phase": {"from": "over"}},
+     "methods.baseline.sampler: a two-phase method fine-tunes on the imbalanced set"),
+    ("study.methods", ["baseline", "under", "twophase"], "methods.twophase.two_phase.from: 'over' must also be in study.methods"),
+    ("protocols.digits.lr_search", {"values": [0.1, 0.01]},
+     "datasets.digits.validation_per_class: the learning-rate search of method 'baseline' selects on a validation split"),
+    ("protocols.digits.lr_search", {"values": [], "select_on": "test"}, "protocols.digits.lr_search.values: [] should be non-empty"),
+    ("protocols.digits.lr_policy", {"name": "poly", "power": -1}, "protocols.digits.lr_policy.power: -1 is less than"),
+    ("study.profiles.linear", {"rho": [0.5]}, "study.profiles.linear.rho[0]: 0.5 is less than the minimum of 1"),
+    ("study.profiles.step", [{"mu": [0.2], "rho": [10]}, {"mu": [0.25], "rho": [5]}],
+     "study.profiles.step[1].mu[0]: mu=0.25 times 10 classes is 2.5"),
+    ("study.profiles.exponential", {"rho": [10], "seeds": [-1]}, "study.profiles.exponential.seeds[0]: -1 is less than"),
+    ("datasets.digits.validation_per_class", 60, "validation_per_class + test_per_class = 230"),
+    ("datasets.digits.source", "csv", "datasets.digits.path: required for source csv"),
+    ("scoring.splits", ["holdout"], "scoring.splits[0]: 'holdout' is not one of"),
+    ("figures.fig7", {"rho": 0}, "figures.fig7.rho: 0 is less than the minimum of 1"),
 ]
 
 
