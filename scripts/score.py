@@ -20,7 +20,8 @@ training = imbalance.load_indices(snakemake.input.training, pool_size)
 identity = study.run_identity(snakemake.config, wildcards.dataset, wildcards.profile, int(wildcards.seed),
                               wildcards.method, dataset.n_classes)
 rows = scoring.score_run(manifest, dataset, imbalanced, identity, training=training,
-                         splits=snakemake.params.splits, device=snakemake.params.device)
+                         splits=snakemake.params.splits, device=snakemake.params.device,
+                         silhouette_per_class=snakemake.params.silhouette_per_class)
 scoring.write_rows(rows, snakemake.output.scores)
 log.info("scored %d checkpoints on %s: %d rows", len(manifest["checkpoints"]),
          ", ".join(sorted({row["split"] for row in rows})), len(rows))

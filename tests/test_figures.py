@@ -1,5 +1,6 @@
 import itertools
 import math
+import re
 import runpy
 import sys
 from pathlib import Path
@@ -57,6 +58,18 @@ def score_table(datasets=("mnist", "cifar"), seeds=SEEDS, selected=True, offset=
                              "iteration": iteration, "split": split,
                              "thresholded": thresholded, "metric": metric, "class": -1 if group == "all" else 0,
                              "group": group, "value": value})
+            # Learning dynamics: group means of recall (train above test) and silhouettes.
+            for seed, iteration, split, group in itertools.product(seeds, ITERATIONS, ("train", "test"),
+                                                                   ("majority", "minority")):
+                common = {**identity, "seed": seed, "method": method, "variant": method, "sampler": sampler,
+                          "sampling_ratio": ratio, "two_phase": two_phase, "base_lr": 0.01, "selected": selected,
+                          "select_on": "", "select_metric": "", "iteration": iteration, "thresholded": False,
+                          "class": -1, "group": group}
+                recall = planted(identity["dataset"], method, identity["rho"], "recall", split, False, group,
+                                 iteration) + 0.01 * (seed - 2) + offset
+                rows.append({**common, "split": split, "metric": "recall", "value": recall})
+                if split == "test":
+                    rows.append({**common, "split": "test", "metric": "silhouette", "value": recall - 0.5})
     return pd.DataFrame(rows)[list(figures.TABLE_COLUMNS)]
 
 
@@ -273,3 +286,16 @@ def test_titles_name_the_split_a_search_selected_on():
     assert figures._selection_text(over.assign(select_on="test")).endswith("on the test split (optimistic)")
     assert figures._selection_text(rows[rows["method"] == "baseline"]) == ""
     assert set(over["variant"]) == {"over-lr0.01"} and set(over["seed"]) == {3}
+
+
+def test_dynamics_draws_two_pages_of_group_curves(tmp_path, table):
+    path = tmp_path / "dynamics.pdf"
+    figures.FIGURES["dynamics"](table, path, methods=["baseline", "over"])
+    content = path.read_bytes()
+    assert content.startswith(b"%PDF")
+    assert len(re.findall(rb"/Type\s*/Page(?!s)", content)) == 2
+
+
+def test_dynamics_without_group_means_names_what_is_missing(tmp_path, table):
+    with pytest.raises(figures.ScoreTableError, match="^dynamics: nothing to draw.*metric recall"):
+        figures.FIGURES["dynamics"](table[table["metric"] != "recall"], tmp_path / "x.pdf")

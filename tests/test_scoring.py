@@ -73,3 +73,44 @@ def test_score_rows_known_case():
     assert losses[(-1, "all")] == pytest.approx(-np.mean(np.log(probabilities[np.arange(6), labels])))
     assert losses[(1, "minority")] == pytest.approx(-np.mean(np.log([.4, .7])))
     assert losses[(-1, "minority")] == pytest.approx(np.mean([-np.mean(np.log([.4, .7])), -np.mean(np.log([.4, .8]))]))
+
+
+def test_silhouette_is_near_one_for_separated_classes_and_near_zero_for_shuffled_labels():
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), 40)
+    features = rng.normal(scale=0.05, size=(120, 8)) + np.eye(8)[labels] * 10
+    minority = np.array([False, True, True])
+    separated = {r["group"]: r["value"] for r in scoring.silhouette_rows(features, labels, minority, 5)}
+    assert separated["all"] > 0.95 and separated["minority"] > 0.95 and separated["majority"] > 0.95
+    shuffled = rng.permutation(labels)
+    noise = rng.normal(size=(120, 8))
+    mixed = {r["group"]: r["value"] for r in scoring.silhouette_rows(noise, shuffled, minority, 5)}
+    assert abs(mixed["all"]) < 0.1
+
+
+def test_silhouette_groups_split_the_examples_by_class_group():
+    labels = np.array([0, 0, 1, 1])
+    features = np.array([[0.0], [0.1], [5.0], [9.0]])
+    rows = {r["group"]: r["value"] for r in scoring.silhouette_rows(features, labels, np.array([False, True]), 1)}
+    from sklearn.metrics import silhouette_samples
+    values = silhouette_samples(features, labels)
+    np.testing.assert_allclose(scoring.silhouette_samples(features, labels), values, atol=1e-12)
+    assert rows["majority"] == pytest.approx(values[:2].mean()) and rows["minority"] == pytest.approx(values[2:].mean())
+
+
+def test_silhouette_subsample_is_fixed_and_balanced():
+    labels = np.repeat(np.arange(4), 30)
+    first, second = scoring.silhouette_subsample(labels, 10), scoring.silhouette_subsample(labels, 10)
+    assert np.array_equal(first, second) and np.bincount(labels[first]).tolist() == [10] * 4
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_silhouette_matches_scikit_learn(seed):
+    from sklearn.metrics import silhouette_samples
+
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 4, size=150)
+    labels[0] = 5  # a class of one example
+    features = rng.normal(size=(150, 6)) + labels[:, None] * 0.5
+    np.testing.assert_allclose(scoring.silhouette_samples(features, labels), silhouette_samples(features, labels),
+                               atol=1e-9)

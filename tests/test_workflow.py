@@ -64,7 +64,7 @@ def test_the_study_produces_scores_and_figures(finished_study):
     assert set(table["method"]) == {"baseline", "over", "under", "twophase_over"}
     assert set(table["profile"]) == {"step-mu0.5-rho2", "step-mu0.5-rho10", "linear-rho10"}
     assert set(table["iteration"]) == {20, 80}
-    assert set(table["metric"]) == {"roc_auc", "accuracy", "recall", "loss"}
+    assert set(table["metric"]) == {"roc_auc", "accuracy", "recall", "loss", "silhouette"}
     assert set(table["split"]) == {"train", "test"}
     assert table["selected"].all()
     final = table[(table["iteration"] == 80) & (table["metric"] == "roc_auc") & ~table["thresholded"]

@@ -227,11 +227,11 @@ def _repeats(*summaries: pd.DataFrame) -> str:
     return f"{low} repeat{'s' if high > 1 else ''}" if low == high else f"{low}–{high} repeats"
 
 
-def _grid(panels: dict, title, width: float = 3.4, height: float = 2.8):
+def _grid(panels: dict, title, width: float = 3.4, height: float = 2.8, sharey="row"):
     """One row of panels per dataset; ``panels`` maps a dataset to its panel keys, ``title(dataset, key)``."""
     n_rows, n_columns = len(panels), max(len(keys) for keys in panels.values())
     figure, axes = plt.subplots(n_rows, n_columns, figsize=(width * n_columns + 1.0, height * n_rows + 1.4),
-                                squeeze=False, sharey="row", layout="constrained")
+                                squeeze=False, sharey=sharey, layout="constrained")
     cells = []
     for row, (dataset, keys) in enumerate(panels.items()):
         for column in range(n_columns):
@@ -630,5 +630,114 @@ def plot_table4(table: pd.DataFrame, path: str | Path, *, csv_path: str | Path |
                  methods=methods, iteration=iteration, datasets=datasets)
 
 
+# --- learning dynamics -------------------------------------------------------------------------------
+
+GROUP_COLOURS = {"majority": "#1f77b4", "minority": "#d95f02", "all": "#4d4d4d"}
+
+
+def _group_rows(table: pd.DataFrame, metric: str, profile: str | None, methods, datasets) -> pd.DataFrame:
+    """Selected, non-thresholded group means (class -1, majority/minority) of one metric, one profile."""
+    rows = normalize_scores(table, "dynamics")
+    rows = _keep(rows, "dynamics", lambda r: r["selected"], "selected = True")
+    if datasets:
+        datasets = [datasets] if isinstance(datasets, str) else list(datasets)
+        rows = _keep(rows, "dynamics", lambda r: r["dataset"].isin(datasets), f"dataset in {datasets}", "dataset")
+    methods = _methods_wanted(methods)
+    if methods:
+        rows = _keep(rows, "dynamics", lambda r: r["method"].isin(methods), f"method in {methods}", "method")
+    if profile is None:
+        profile = default_fig8_profile(rows)
+    rows = _keep(rows, "dynamics", lambda r: r["profile"] == profile, f"profile {profile}", "profile")
+    rows = _keep(rows, "dynamics", lambda r: r["metric"] == metric, f"metric {metric}", "metric")
+    return rows[(rows["class"] == -1) & ~rows["thresholded"]], profile
+
+
+def _iteration_axis(axis, iterations) -> None:
+    positive = iterations[iterations > 0]
+    if len(positive) and positive.max() / positive.min() > 50:
+        axis.set_xscale("log")
+        axis.set_xlabel("Iteration (log scale)")
+    else:
+        axis.set_xlabel("Iteration")
+
+
+@_takes_settings("dynamics")
+def plot_dynamics(table: pd.DataFrame, path: str | Path, *, profile: str | None = None, methods=None,
+                  datasets=None) -> None:
+    """Learning dynamics of one profile, two pages.
+
+    Page 1: mean recall of the majority and of the minority classes over iterations, on the
+    training set as the run saw it (solid) and on the test set (dashed), one panel per method: the
+    minority classes are learnt late (underfitting) and then fit on the training set without
+    generalising (memorisation). Page 2: the generalisation gap (train minus test) per class group,
+    and the silhouette of the penultimate features on a fixed test subsample.
+    """
+    from matplotlib.backends.backend_pdf import PdfPages
+
+    recall, profile = _group_rows(table, "recall", profile, methods, datasets)
+    recall = _keep(recall, "dynamics", lambda r: r["group"].isin(["majority", "minority"]),
+                   "minority/majority group means", "group")
+    for split in ("train", "test"):
+        _keep(recall, "dynamics", lambda r: r["split"] == split, f"split {split}", "split")
+    summary = summarize(recall, ["dataset", "method", "split", "group", "iteration"])
+    run_keys = ["dataset", "method", "variant", "seed", "group", "iteration"]
+    by_split = recall.pivot_table(index=run_keys, columns="split", values="value").dropna().reset_index()
+    by_split["value"] = by_split["train"] - by_split["test"]
+    gap = summarize(by_split, ["dataset", "method", "group", "iteration"])
+    silhouette = normalize_scores(table, "dynamics")
+    silhouette = silhouette[(silhouette["metric"] == "silhouette") & (silhouette["profile"] == profile)
+                            & silhouette["selected"] & silhouette["method"].isin(summary["method"].unique())
+                            & silhouette["dataset"].isin(summary["dataset"].unique())]
+    silhouette_summary = summarize(silhouette, ["dataset", "method", "group", "iteration"]) if len(silhouette) else None
+    spread = _spread_text(recall, summary)
+    style_sheet, context = _theme()
+    with style_sheet, context, atomic_path(path) as temporary, PdfPages(temporary) as pages:
+        figure, cells = _grid(_panels_by(summary, "method", order=_method_order), lambda d, m: f"{d}: {m}")
+        for dataset, method, axis in cells:
+            here = summary[(summary["dataset"] == dataset) & (summary["method"] == method)]
+            for (group, split), line in here.groupby(["group", "split"]):
+                _line(axis, line, "iteration", f"{group}, {split}", GROUP_COLOURS[group], marker="",
+                      linestyle="-" if split == "train" else "--")
+            _iteration_axis(axis, summary["iteration"])
+            axis.set_ylabel("Mean recall of the group")
+        handles = {"majority classes": Line2D([], [], color=GROUP_COLOURS["majority"]),
+                   "minority classes": Line2D([], [], color=GROUP_COLOURS["minority"]),
+                   "train (as sampled)": Line2D([], [], color="black", linestyle="-"),
+                   "test": Line2D([], [], color="black", linestyle="--")}
+        _finish_page(figure, pages, f"Learning dynamics, profile {profile}: majority vs minority classes, "
+                                    f"train vs test\n{spread}", handles)
+        panels = {dataset: ["generalisation gap"] + (["silhouette"] if silhouette_summary is not None else [])
+                  for dataset in summary["dataset"].unique()}
+        figure, cells = _grid(panels, lambda d, what: f"{d}: {what}", sharey=False)
+        methods_present = _method_order(summary["method"].unique())
+        for dataset, what, axis in cells:
+            source = gap if what == "generalisation gap" else silhouette_summary
+            here = source[source["dataset"] == dataset]
+            for method in methods_present:
+                for group, linestyle in (("majority", "-"), ("minority", "--"), ("all", ":")):
+                    line = here[(here["method"] == method) & (here["group"] == group)]
+                    if not line.empty and not (what == "silhouette" and group == "all"):
+                        _line(axis, line, "iteration", f"{method}, {group}",
+                              _style(method, methods_present)["color"], marker="", linestyle=linestyle)
+            _iteration_axis(axis, here["iteration"])
+            axis.set_ylabel("Train − test recall" if what == "generalisation gap" else "Silhouette (test subsample)")
+        handles = {method: Line2D([], [], color=_style(method, methods_present)["color"]) for method in methods_present}
+        handles.update({"majority classes": Line2D([], [], color="black", linestyle="-"),
+                        "minority classes": Line2D([], [], color="black", linestyle="--")})
+        _finish_page(figure, pages, f"Generalisation gap and representation quality, profile {profile}\n{spread}",
+                     handles)
+
+
+def _finish_page(figure, pages, title: str, handles: dict) -> None:
+    """``_finish`` for one page of a multi-page PDF."""
+    width = figure.get_figwidth()
+    figure.legend(list(handles.values()), list(handles.keys()), loc="outside lower center",
+                  ncols=max(1, min(len(handles), int(width / 2.6))), frameon=False)
+    characters = max(40, int(width * 10))
+    figure.suptitle("\n".join(textwrap.fill(line, characters) for line in title.split("\n")))
+    pages.savefig(figure, bbox_inches="tight")
+    plt.close(figure)
+
+
 FIGURES = {"fig3": plot_fig3, "fig4": plot_fig4, "fig5": plot_fig5, "fig6": plot_fig6, "fig7": plot_fig7,
-           "fig8": plot_fig8, "table4": plot_table4}
+           "fig8": plot_fig8, "table4": plot_table4, "dynamics": plot_dynamics}

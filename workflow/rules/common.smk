@@ -72,7 +72,7 @@ def score_files(runs):
     return [SCORES.format(**vars(run)) for run in runs]
 
 
-FIGURES = ("fig3", "fig4", "fig5", "fig6", "fig7", "fig8", "table4")
+FIGURES = ("fig3", "fig4", "fig5", "fig6", "fig7", "fig8", "table4", "dynamics")
 
 
 def figure_settings(name):
@@ -94,9 +94,10 @@ def figure_runs(name):
         rho = settings.get("rho", 1000)
         return [run for run in runs if run.profile.startswith("step-") and imbalance.parse_profile(run.profile).rho == rho
                 and not study.phase_one_method(config, run.method)]
-    if name == "fig8":
+    if name in ("fig8", "dynamics"):
         profile = settings.get("profile") or study.fig8_default_profile(config)
-        methods = settings.get("methods") or ["baseline", "over", "under"]
+        if name == "fig8":
+            methods = settings.get("methods") or ["baseline", "over", "under"]
         return [run for run in runs if run.profile == profile and study.split_method(run.method)[0] in methods]
     raise ValueError(f"unknown figure '{name}', expected one of {FIGURES}")
 

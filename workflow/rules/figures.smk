@@ -17,7 +17,7 @@ rule figure:
     output:
         pdf="figures/{figure}.pdf",
     wildcard_constraints:
-        figure="fig[345678]",
+        figure="fig[345678]|dynamics",
     params:
         figure=lambda wildcards: wildcards.figure,
         settings=lambda wildcards: figure_settings(wildcards.figure),

@@ -9,6 +9,7 @@ rule score:
     params:
         device=config["device"],
         splits=config["scoring"]["splits"],
+        silhouette_per_class=config["scoring"]["silhouette_per_class"],
     log:
         "logs/score/{dataset}/{profile}/seed{seed}/{method}.log",
     threads: 1
