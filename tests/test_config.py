@@ -105,3 +105,17 @@ def test_malformed_configs_are_rejected_naming_the_key(path, value, message):
     with pytest.raises(study.ConfigError) as error:
         study.validate(broken(path, value), SCHEMA)
     assert message in str(error.value)
+
+
+def test_the_validator_knows_every_model_without_importing_torch():
+    import subprocess
+    import sys
+
+    from imbalance_study import models
+
+    assert sorted(study.MODELS) == sorted(models.MODELS)
+    # Snakemake checks the config in every job's process: it must not import PyTorch for it.
+    probe = "import sys; from imbalance_study import study, datasets, imbalance, sampling; print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            env={"PYTHONPATH": str(REPO / "src")}, check=True)
+    assert result.stdout.strip() == "False"

@@ -36,8 +36,6 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-import torch
-import torch.utils.data
 
 from .atomic import atomic_path
 
@@ -730,7 +728,7 @@ def copy_files(source: str | Path, target: str | Path) -> None:
 
 # ------------------------------------------------------------------------------------ image folders
 
-class ImageFolderSubset(torch.utils.data.Dataset):
+class ImageFolderSubset:
     """Images of one split of an image-folder dataset, decoded and augmented on the fly.
 
     Training: shorter side resized to ``resize``, a random ``crop`` x ``crop`` crop, a random
@@ -765,10 +763,14 @@ class ImageFolderSubset(torch.utils.data.Dataset):
         self.reseed(seed)
 
     def reseed(self, seed: int) -> None:
+        import torch
+
         self.generator = torch.Generator().manual_seed(int(seed) % (2 ** 63))
 
     @staticmethod
     def seed_worker(worker_id: int) -> None:
+        import torch.utils.data
+
         info = torch.utils.data.get_worker_info()
         info.dataset.reseed(info.seed)
 
@@ -776,6 +778,7 @@ class ImageFolderSubset(torch.utils.data.Dataset):
         return len(self.paths)
 
     def __getitem__(self, item):
+        import torch
         from PIL import Image
         from torchvision.transforms import functional
 

@@ -14,8 +14,10 @@ import jsonschema
 import yaml
 
 from . import imbalance, sampling
-from .models import MODELS
-from .training import Protocol
+from .protocol import Protocol
+
+# The models of imbalance_study.models (not imported here: it imports PyTorch; a test keeps the two equal).
+MODELS = ("allcnn_c", "digits_cnn", "lenet5", "mlp", "resnet10")
 
 # What each source offers, known before anything is downloaded, so a config can be checked at once.
 # max_per_class: the smallest class of both splits together (what a pooled split draws from).
