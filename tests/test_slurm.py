@@ -122,7 +122,7 @@ def test_training_asks_for_a_gpu_with_runtime_and_memory_per_model(tmp_path):
     assert submissions(one_each.stdout) == {"prep": 1, "runs": 2, "summary": 1}
 
 
-def test_the_profile_is_found_by_path_and_by_name_after_make_slurm_profile(tmp_path):
+def test_make_slurm_profile_makes_the_name_slurm_work(tmp_path):
     config_home = tmp_path / "config"
     make = subprocess.run(["make", "-s", "slurm-profile"], cwd=REPO, capture_output=True, text=True,
                           timeout=300, env={**os.environ, "XDG_CONFIG_HOME": str(config_home)})

@@ -47,8 +47,15 @@ for pidfile in "$DIR"/run/*.pid; do
     fi
 done
 
+# $DIR is wiped: only a folder this script made before (it has the marker), or an empty one.
+MARKER=.imbalance-study-slurm
+if [ -d "$DIR" ] && [ -n "$(ls -A "$DIR")" ] && [ ! -e "$DIR/$MARKER" ]; then
+    echo "slurm start: $DIR is not empty and was not made by this script; set SLURM_CI_DIR elsewhere" >&2
+    exit 1
+fi
 rm -rf "$DIR"
 mkdir -p "$DIR"/{etc,run,log,munge,mysql,spool/ctld,spool/d,tmp}
+touch "$DIR/$MARKER"
 chmod 755 "$DIR"
 
 started() {  # name pid: record the pid of a daemon this script started
@@ -89,11 +96,11 @@ fi
 # --- MariaDB: the accounting database, own datadir, loopback only -----------------------------------
 DB_SOCKET=$DIR/run/mysqld.sock
 mariadb-install-db --no-defaults --datadir="$DIR/mysql" --user=root --skip-test-db \
-    --auth-root-authentication-method=socket >"$DIR/log/mariadb-install.log" 2>&1 \
+    --auth-root-authentication-method=socket --innodb-log-file-size=8M >"$DIR/log/mariadb-install.log" 2>&1 \
     || fail "mariadb-install-db failed"
 mariadbd --no-defaults --datadir="$DIR/mysql" --socket="$DB_SOCKET" --port="$DB_PORT" \
     --bind-address=127.0.0.1 --user=root --skip-name-resolve --pid-file="$DIR/run/mariadbd.pidfile" \
-    --log-error="$DIR/log/mariadbd.log" --tmpdir="$DIR/tmp" --innodb-buffer-pool-size=64M \
+    --log-error="$DIR/log/mariadbd.log" --tmpdir="$DIR/tmp" --innodb-buffer-pool-size=64M --innodb-log-file-size=8M \
     --skip-log-bin </dev/null >>"$DIR/log/mariadbd.log" 2>&1 &
 started mariadbd $!
 wait_for 60 mariadbd mariadb-admin --no-defaults --socket="$DB_SOCKET" -u root ping

@@ -7,8 +7,11 @@ set -uo pipefail
 DIR=${SLURM_CI_DIR:-/tmp/imbalance-study-slurm}
 export SLURM_CONF=$DIR/etc/slurm.conf
 
-alive() {  # name pid: is pid still the daemon `name` that start.sh started?
-    [ -r "/proc/$2/cmdline" ] && tr '\0' ' ' < "/proc/$2/cmdline" | grep -q "$1"
+alive() {  # name pid: is pid still the daemon `name` that start.sh started (its program, by argv[0])?
+    local program
+    program=$(tr '\0' '\n' < "/proc/$2/cmdline" 2>/dev/null) || return 1
+    program=${program%%$'\n'*}
+    [ -n "$program" ] && [ "$(basename "$program")" = "$1" ]
 }
 
 # Jobs first, so that no slurmstepd or job process outlives its slurmd.
