@@ -19,6 +19,7 @@ outputs = dict(snakemake.output.items())
 pdf = outputs.pop("pdf", None) or snakemake.output[0]
 extra = {f"{key}_path": value for key, value in outputs.items()}
 # Per-run score files are written before any learning-rate search is decided.
+figures.PDF_METADATA.update(figures.provenance_metadata(snakemake.config))
 table = selection.mark_selected(figures.load_scores(snakemake.input.scores))
 figures.FIGURES[name](table, pdf, **settings, **extra)
 log.info("drew %s (%s) from %d score rows with settings %s", name, ", ".join([pdf, *extra.values()]), len(table),

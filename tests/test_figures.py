@@ -230,7 +230,7 @@ def test_the_generic_script_draws_a_figure(tmp_path, monkeypatch, table, name, o
     fake = SimpleNamespace(input=SimpleNamespace(scores=[str(tmp_path / "scores.csv")]),
                            output=SimpleNamespace(items=lambda: output.items(), **output),
                            params=SimpleNamespace(figure=name, settings={"datasets": ["mnist"]}),
-                           log=[str(tmp_path / "figure.log")])
+                           log=[str(tmp_path / "figure.log")], config={"study": {"seeds": [1]}})
     runpy.run_path(str(SCRIPTS / "plot_figure.py"), init_globals={"snakemake": fake})
     assert_pdf(output["pdf"])
     if "csv" in output:
@@ -265,7 +265,8 @@ def test_the_generic_script_decides_learning_rate_searches(tmp_path, monkeypatch
     output = {"pdf": str(tmp_path / "table4.pdf"), "csv": str(tmp_path / "table4.csv")}
     fake = SimpleNamespace(input=SimpleNamespace(scores=[str(tmp_path / "scores.csv")]),
                            output=SimpleNamespace(items=lambda: output.items(), **output),
-                           params=SimpleNamespace(figure="table4", settings={}), log=[str(tmp_path / "t4.log")])
+                           params=SimpleNamespace(figure="table4", settings={}), log=[str(tmp_path / "t4.log")],
+                           config={})
     runpy.run_path(str(SCRIPTS / "plot_figure.py"), init_globals={"snakemake": fake})
     assert_pdf(output["pdf"])
     written = pd.read_csv(output["csv"], keep_default_na=False)

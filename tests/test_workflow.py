@@ -58,8 +58,13 @@ def finished_study(tmp_path_factory):
 
 
 def test_the_study_produces_scores_and_figures(finished_study):
+    provenance = json.loads((finished_study / "results" / "scores.provenance.json").read_text())
+    assert provenance["config"]["study"]["methods"] == TINY["study"]["methods"]
+    assert provenance["software"]["torch"] and len(provenance["config_sha256"]) == 64
     for figure in ("fig3", "fig5", "fig8"):
-        assert (finished_study / "figures" / f"{figure}.pdf").read_bytes().startswith(b"%PDF")
+        pdf = (finished_study / "figures" / f"{figure}.pdf").read_bytes()
+        # Each figure names the config and software that drew it in its metadata.
+        assert pdf.startswith(b"%PDF") and f"config sha256 {provenance['config_sha256']}".encode() in pdf
     table = pd.read_csv(finished_study / "results" / "scores.csv")
     assert set(table["method"]) == {"baseline", "over", "under", "twophase_over"}
     assert set(table["profile"]) == {"step-mu0.5-rho2", "step-mu0.5-rho10", "linear-rho10"}

@@ -60,6 +60,19 @@ TRUE_WORDS = {"true", "t", "yes", "y", "1", "1.0"}
 FALSE_WORDS = {"false", "f", "no", "n", "0", "0.0", ""}
 
 
+# What made a figure, written into its PDF's metadata (Subject); set by the figure rule's script.
+PDF_METADATA: dict = {}
+
+
+def provenance_metadata(config: dict) -> dict:
+    """PDF metadata naming the config (its sha256) and the software versions that drew a figure."""
+    from .study import provenance
+
+    made_by = provenance(config)
+    versions = ", ".join(f"{package} {number}" for package, number in made_by["software"].items())
+    return {"Subject": f"config sha256 {made_by['config_sha256']}; {versions}", "Creator": "imbalance-study"}
+
+
 class ScoreTableError(ValueError):
     """The score table cannot give what a figure needs (a column, or any rows to draw)."""
 
@@ -274,7 +287,7 @@ def _finish(figure, path, title: str, handles: dict, legend_title: str | None = 
     characters = max(40, int(width * 10))
     figure.suptitle("\n".join(textwrap.fill(line, characters) for line in title.split("\n")))
     with atomic_path(path) as temporary:
-        figure.savefig(temporary, bbox_inches="tight")
+        figure.savefig(temporary, bbox_inches="tight", metadata=PDF_METADATA)
     plt.close(figure)
 
 
@@ -617,7 +630,7 @@ def write_table4(table: pd.DataFrame, csv_path: str | Path, pdf_path: str | Path
                     f"over {repeats} repeats per cell; best mean in bold{selection}", fontsize=9,
                     y=1 - 0.12 / height)
     with atomic_path(pdf_path) as temporary:
-        figure.savefig(temporary, bbox_inches="tight")
+        figure.savefig(temporary, bbox_inches="tight", metadata=PDF_METADATA)
     plt.close(figure)
     return frame
 
@@ -691,7 +704,7 @@ def plot_dynamics(table: pd.DataFrame, path: str | Path, *, profile: str | None 
     silhouette_summary = summarize(silhouette, ["dataset", "method", "group", "iteration"]) if len(silhouette) else None
     spread = _spread_text(recall, summary)
     style_sheet, context = _theme()
-    with style_sheet, context, atomic_path(path) as temporary, PdfPages(temporary) as pages:
+    with style_sheet, context, atomic_path(path) as temporary, PdfPages(temporary, metadata=PDF_METADATA) as pages:
         figure, cells = _grid(_panels_by(summary, "method", order=_method_order), lambda d, m: f"{d}: {m}")
         for dataset, method, axis in cells:
             here = summary[(summary["dataset"] == dataset) & (summary["method"] == method)]

@@ -362,3 +362,21 @@ def fig8_default_profile(config: dict) -> str | None:
     if not steps:
         return None
     return min(steps, key=lambda profile: (-profile.rho, profile.mu)).name
+
+
+def provenance(config: dict) -> dict:
+    """What made an output: the config's sha256 and the installed versions (read from package
+    metadata, so nothing heavy is imported)."""
+    import hashlib
+    import json
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    software = {"python": platform.python_version()}
+    for package in ("imbalance-study", "snakemake", "torch", "numpy", "pandas", "matplotlib", "seaborn"):
+        try:
+            software[package] = version(package)
+        except PackageNotFoundError:
+            software[package] = None
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
+    return {"config_sha256": digest, "software": software}

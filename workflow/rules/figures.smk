@@ -3,6 +3,7 @@ rule aggregate_scores:
         scores=score_files(RUNS),
     output:
         table="results/scores.csv",
+        provenance="results/scores.provenance.json",
     log:
         "logs/aggregate_scores.log",
     conda:
