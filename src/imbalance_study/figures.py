@@ -277,8 +277,11 @@ def _log_ticks(axis, values) -> None:
     axis.minorticks_off()
 
 
-def _finish(figure, path, title: str, handles: dict, legend_title: str | None = None) -> None:
-    """Legend below the panels (so that neither it nor the title is cut or overlapped), title wrapped to fit."""
+def _finish(figure, path, title: str, handles: dict, legend_title: str | None = None, pages=None) -> None:
+    """Legend below the panels (so that neither it nor the title is cut or overlapped), title wrapped to fit.
+
+    Saved to ``path``, or as the next page of ``pages`` (a multi-page PDF) when given.
+    """
     width = figure.get_figwidth()
     if handles:
         columns = max(1, min(len(handles), int(width / 2.6)))
@@ -286,8 +289,11 @@ def _finish(figure, path, title: str, handles: dict, legend_title: str | None = 
                       title=legend_title, frameon=False)
     characters = max(40, int(width * 10))
     figure.suptitle("\n".join(textwrap.fill(line, characters) for line in title.split("\n")))
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, bbox_inches="tight", metadata=PDF_METADATA)
+    if pages is not None:
+        pages.savefig(figure, bbox_inches="tight")
+    else:
+        with atomic_path(path) as temporary:
+            figure.savefig(temporary, bbox_inches="tight", metadata=PDF_METADATA)
     plt.close(figure)
 
 
@@ -717,8 +723,8 @@ def plot_dynamics(table: pd.DataFrame, path: str | Path, *, profile: str | None 
                    "minority classes": Line2D([], [], color=GROUP_COLOURS["minority"]),
                    "train (as sampled)": Line2D([], [], color="black", linestyle="-"),
                    "test": Line2D([], [], color="black", linestyle="--")}
-        _finish_page(figure, pages, f"Learning dynamics, profile {profile}: majority vs minority classes, "
-                                    f"train vs test\n{spread}", handles)
+        _finish(figure, None, f"Learning dynamics, profile {profile}: majority vs minority classes, "
+                f"train vs test\n{spread}", handles, pages=pages)
         panels = {dataset: ["generalisation gap"] + (["silhouette"] if silhouette_summary is not None else [])
                   for dataset in summary["dataset"].unique()}
         figure, cells = _grid(panels, lambda d, what: f"{d}: {what}", sharey=False)
@@ -737,19 +743,8 @@ def plot_dynamics(table: pd.DataFrame, path: str | Path, *, profile: str | None 
         handles = {method: Line2D([], [], color=_style(method, methods_present)["color"]) for method in methods_present}
         handles.update({"majority classes": Line2D([], [], color="black", linestyle="-"),
                         "minority classes": Line2D([], [], color="black", linestyle="--")})
-        _finish_page(figure, pages, f"Generalisation gap and representation quality, profile {profile}\n{spread}",
-                     handles)
-
-
-def _finish_page(figure, pages, title: str, handles: dict) -> None:
-    """``_finish`` for one page of a multi-page PDF."""
-    width = figure.get_figwidth()
-    figure.legend(list(handles.values()), list(handles.keys()), loc="outside lower center",
-                  ncols=max(1, min(len(handles), int(width / 2.6))), frameon=False)
-    characters = max(40, int(width * 10))
-    figure.suptitle("\n".join(textwrap.fill(line, characters) for line in title.split("\n")))
-    pages.savefig(figure, bbox_inches="tight")
-    plt.close(figure)
+        _finish(figure, None, f"Generalisation gap and representation quality, profile {profile}\n{spread}",
+                handles, pages=pages)
 
 
 FIGURES = {"fig3": plot_fig3, "fig4": plot_fig4, "fig5": plot_fig5, "fig6": plot_fig6, "fig7": plot_fig7,

@@ -262,10 +262,14 @@ def split_method(name: str) -> tuple[str, float | None]:
     return base, float(lr) if lr else None
 
 
-def lr_search(config: dict, dataset: str, method: str) -> dict | None:
+def _method_settings(config: dict, dataset: str, method: str) -> dict:
+    """The dataset's protocol with the overrides of method ``method`` (a name without lr suffix)."""
     base = config["protocols"][config["datasets"][dataset]["protocol"]]
-    merged = {**base, **config["methods"][method].get("train", {})}
-    return merged.get("lr_search")
+    return {**base, **config["methods"][method].get("train", {})}
+
+
+def lr_search(config: dict, dataset: str, method: str) -> dict | None:
+    return _method_settings(config, dataset, method).get("lr_search")
 
 
 def method_variants(config: dict, dataset: str, method: str) -> list[str]:
@@ -292,8 +296,7 @@ def method_protocol(config: dict, dataset: str, method: str) -> dict:
     """
     name, searched_lr = split_method(method)
     settings = config["methods"][name]
-    base = config["protocols"][config["datasets"][dataset]["protocol"]]
-    protocol = {**base, **settings.get("train", {})}
+    protocol = _method_settings(config, dataset, name)
     protocol.pop("lr_search", None)
     if searched_lr is not None:
         protocol["lr"] = searched_lr
@@ -307,8 +310,7 @@ def base_lr(config: dict, dataset: str, method: str) -> float:
     name, searched_lr = split_method(method)
     if searched_lr is not None:
         return searched_lr
-    base = config["protocols"][config["datasets"][dataset]["protocol"]]
-    return {**base, **config["methods"][name].get("train", {})}["lr"]
+    return _method_settings(config, dataset, name)["lr"]
 
 
 def phase_one_method(config: dict, method: str) -> str | None:
