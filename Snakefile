@@ -18,7 +18,6 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/datasets.smk"
 include: "workflow/rules/imbalance.smk"
 include: "workflow/rules/training.smk"
-include: "workflow/rules/scoring.smk"
 include: "workflow/rules/figures.smk"
 
 

@@ -7,6 +7,7 @@ import sys
 import textwrap
 import time
 
+import pytest
 import torch
 
 from imbalance_study import training
@@ -26,19 +27,33 @@ TRAIN = textwrap.dedent("""
         "lr_policy": {"name": "inv", "gamma": 1e-3, "power": 0.75}, "checkpoints": [750, 1500],
         "resume_every": 25})
     spec = training.RunSpec("toy", "step-mu0.5-rho2", 3, "over", "digits_cnn", protocol)
-    training.train(spec, images, labels, np.arange(90), sys.argv[1], sys.argv[1] + "/run.json", {})
+    if sys.argv[2] == "one_at_a_time":
+        training.train(spec, images, labels, np.arange(90), sys.argv[1], sys.argv[1] + "/run.json", {})
+    else:  # the stacked engine, with a second run beside it
+        from pathlib import Path
+        from imbalance_study import stacked
+        other = training.RunSpec("toy", "step-mu0.5-rho2", 4, "over", "digits_cnn", protocol)
+        runs = [stacked.StackedRun(spec, np.arange(90), Path(sys.argv[1]), Path(sys.argv[1]) / "run.json", {}),
+                stacked.StackedRun(other, np.arange(60), Path(sys.argv[1] + "-other"),
+                                   Path(sys.argv[1] + "-other") / "run.json", {})]
+        stacked.train_stacked(runs, training.TensorBatches(images, labels, torch.device("cpu")), n_classes=3)
 """)
 
 
-def start(run_dir):
-    return subprocess.Popen([sys.executable, "-c", TRAIN, str(run_dir)])
+@pytest.fixture(params=["one_at_a_time", "stacked"])
+def engine(request):
+    return request.param
 
 
-def test_sigkill_mid_run_then_rerun_is_bit_identical(tmp_path):
-    whole = start(tmp_path / "whole")
+def start(run_dir, engine):
+    return subprocess.Popen([sys.executable, "-c", TRAIN, str(run_dir), engine])
+
+
+def test_sigkill_mid_run_then_rerun_is_bit_identical(tmp_path, engine):
+    whole = start(tmp_path / "whole", engine)
     assert whole.wait(timeout=300) == 0
 
-    victim = start(tmp_path / "killed")
+    victim = start(tmp_path / "killed", engine)
     resume = tmp_path / "killed" / "resume.pt"
     deadline = time.monotonic() + 120
     while not resume.exists() and time.monotonic() < deadline:
@@ -51,7 +66,7 @@ def test_sigkill_mid_run_then_rerun_is_bit_identical(tmp_path):
     killed_at = torch.load(resume, weights_only=False)["iteration"]
     assert 0 < killed_at < 1500
 
-    rerun = start(tmp_path / "killed")
+    rerun = start(tmp_path / "killed", engine)
     assert rerun.wait(timeout=300) == 0
     for iteration in (750, 1500):
         expected = torch.load(training.checkpoint_path(tmp_path / "whole", iteration), weights_only=True)["model"]

@@ -58,16 +58,15 @@ def test_partial_sampling_config_feeds_fig7():
 
 @pytest.mark.workflow
 @pytest.mark.parametrize(("name", "overrides", "expected"), [
-    # The full MNIST DAG (58,504 jobs) takes minutes to plan; one repeat of it shows the same structure.
-    ("paper_mnist.yaml", {"study": {"seeds": [1]}},
-     {"prepare_dataset": 1, "imbalanced_index": 90, "sampled_index": 180, "train": 450, "score": 450,
-      "aggregate_scores": 1, "figure": 5, "all": 1}),
+    # The whole MNIST grid, 22,500 networks: 90 profiles, each with 3 jobs of 50 one-phase runs and
+    # 2 jobs of 50 two-phase runs (engine.runs_per_job: 64).
+    ("paper_mnist.yaml", {},
+     {"prepare_dataset": 1, "indices": 90, "train_bundle": 450, "aggregate_scores": 1, "figure": 5, "all": 1}),
+    # 16 sets x 8 protocols (4 learning rates, one or two phases): 6 or 4 runs per job.
     ("paper_cifar10.yaml", {},
-     {"prepare_dataset": 1, "imbalanced_index": 32, "sampled_index": 64, "train": 640, "score": 640,
-      "aggregate_scores": 1, "figure": 4, "all": 1}),
+     {"prepare_dataset": 1, "indices": 16, "train_bundle": 128, "aggregate_scores": 1, "figure": 4, "all": 1}),
     ("paper_imagenet.yaml", {},
-     {"prepare_dataset": 1, "imbalanced_index": 5, "sampled_index": 10, "train": 15, "score": 15,
-      "aggregate_scores": 1, "table4": 1, "all": 1}),
+     {"prepare_dataset": 1, "indices": 3, "train_bundle": 15, "aggregate_scores": 1, "table4": 1, "all": 1}),
 ])
 def test_dry_run_plans_the_papers_jobs(tmp_path, name, overrides, expected):
     (tmp_path / "overrides.yaml").write_text(yaml.safe_dump(overrides))

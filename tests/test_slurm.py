@@ -8,7 +8,6 @@ cancel its training with scancel mid-run, and stop exactly the daemons they star
 .ci/slurm/install.sh: skipped without them, failed in CI (`CI` set), where .ci/run installs them.
 """
 
-import math
 import os
 import re
 import shutil
@@ -86,14 +85,16 @@ def test_a_missing_partition_is_a_clear_error(tmp_path):
 
 
 def test_the_default_study_is_eleven_submissions(tmp_path):
-    """config.yaml's 54 trainings: one submission for the dataset and all index files, one per six
-    trainings with their scoring, one for the table and figures (the docs quote this figure)."""
+    """config.yaml's 54 trainings in 9 jobs (one per profile, engine.runs_per_job 16), each its own
+    submission; one more for the dataset and all index files, one for the table and figures (the
+    docs quote this figure)."""
     result = dry_run("--profile", "profiles/slurm", "--directory", str(tmp_path), *DEFAULT_STUDY,
                      env=cluster_env(IMBALANCE_STUDY_PARTITION="cpu"))
     assert result.returncode == 0, result.stderr
-    trainings = len(re.findall(r"^\s+rule train:", result.stdout, flags=re.MULTILINE))
-    assert trainings == 54, "the default study changed: update the figures in docs/cluster.md"
-    assert submissions(result.stdout) == {"prep": 1, "runs": math.ceil(trainings / 6), "summary": 1}
+    bundles = re.findall(r"^rule train_bundle:\n(?:.*\n)*?\s+output: \S+-(\d+)runs/scores.csv", result.stdout,
+                         flags=re.MULTILINE)
+    assert sum(map(int, bundles)) == 54, "the default study changed: update the figures in docs/cluster.md"
+    assert submissions(result.stdout) == {"prep": 1, "train_bundle": 9, "summary": 1}
     assert sum(submissions(result.stdout).values()) == 11
 
 
@@ -110,16 +111,17 @@ def test_training_asks_for_a_gpu_with_runtime_and_memory_per_model(tmp_path):
     assert result.returncode == 0, result.stderr
     resources = {rule: dict(re.findall(r"(\w+)=([^,\s]+)", line)) for rule, line in
                  re.findall(r"rule (\w+):\n(?:.*\n)*?\s+resources: (.*)", result.stdout)}
+    # digits (digits_cnn): 10 min plus 2 min a run, two runs in the job; 4 GB.
     expected = {"gpu": "1", "gpu_model": "a100", "slurm_partition": "gpu", "slurm_account": "lab",
-                "runtime": "10", "mem_mb": "4000"}  # digits: digits_cnn, 10 min and 4 GB a training
-    assert {key: resources["train"].get(key) for key in expected} == expected
-    assert resources["score"]["slurm_partition"] == "gpu"  # scored in the same submission as trained
-    assert resources["imbalanced_index"]["slurm_partition"] == "short"
-    assert "gpu" not in resources["imbalanced_index"]
-    assert submissions(result.stdout) == {"prep": 1, "runs": 1, "summary": 1}
-    # Long trainings: one per submission.
-    one_each = dry_run(*arguments, env={**env, "IMBALANCE_STUDY_RUNS_PER_JOB": "1"})
-    assert submissions(one_each.stdout) == {"prep": 1, "runs": 2, "summary": 1}
+                "runtime": "14", "mem_mb": "4000"}
+    assert {key: resources["train_bundle"].get(key) for key in expected} == expected
+    assert resources["indices"]["slurm_partition"] == "short"
+    assert "gpu" not in resources["indices"]
+    assert submissions(result.stdout) == {"prep": 1, "train_bundle": 1, "summary": 1}
+    # One run per job: every training runs in parallel, on its own GPU.
+    (tmp_path / "one_each.yaml").write_text(yaml.safe_dump({**study, "engine": {"runs_per_job": 1}}))
+    one_each = dry_run(*arguments[:-1], str(tmp_path / "one_each.yaml"), env=env)
+    assert submissions(one_each.stdout) == {"prep": 1, "train_bundle": 2, "summary": 1}
 
 
 def test_make_slurm_profile_makes_the_name_slurm_work(tmp_path):
@@ -137,7 +139,7 @@ def test_make_slurm_profile_makes_the_name_slurm_work(tmp_path):
                       env=env, cwd=workdir)
     assert by_name.returncode == 0, by_name.stderr
     assert "Using profiles slurm and workflow specific profile" in by_name.stderr
-    assert "Group job runs" in by_name.stdout
+    assert "Group job prep" in by_name.stdout
 
 
 # --- a real Slurm -------------------------------------------------------------------------------
@@ -278,7 +280,7 @@ def test_the_study_completes_through_slurm(slurm_study):
 
 def test_jobs_are_grouped_and_training_gets_a_gpu(slurm, slurm_study):
     jobs = accounting(slurm, slurm_study.run_id)
-    # prep (dataset + index), runs (training + scoring), its retry after scancel, summary (table)
+    # prep (dataset + index), the training and scoring job, its retry after scancel, summary (table)
     assert len(jobs) == 4, jobs
     assert len(re.findall(r"has been submitted with SLURM jobid", slurm_study.output)) == 4
     assert (jobs["account"] == "study").all(), jobs
@@ -297,7 +299,7 @@ def test_a_cancelled_training_is_retried_and_resumes(slurm, slurm_study):
     assert retry["state"] == "COMPLETED" and retry["partition"] == "gpu", jobs
     assert "Trying to restart job" in slurm_study.output
     # The retry continued from the saved state instead of starting over.
-    train_log = (slurm_study.workdir / "logs" / "train" / "digits" / "step-mu0.5-rho10" / "seed1" / "baseline.log")
+    train_log = slurm_study.workdir / "logs" / "train_bundle" / "digits" / "step-mu0.5-rho10" / "bundle00-1runs.log"
     resumed = re.search(r"resuming \S+ at iteration (\d+) of (\d+)", train_log.read_text())
     assert resumed, train_log.read_text()
     assert int(resumed.group(1)) >= slurm_study.cancelled_at > 0
@@ -307,7 +309,7 @@ def test_a_cancelled_training_is_retried_and_resumes(slurm, slurm_study):
     assert not (run_dir / "resume.pt").exists()
     manifest = yaml.safe_load((run_dir / "run.json").read_text())
     assert [entry["iteration"] for entry in manifest["checkpoints"]] == [ITERATIONS // 2, ITERATIONS]
-    scores = pd.read_csv(run_dir / "scores.csv")
+    scores = pd.read_csv(slurm_study.workdir / "results/bundles/digits/step-mu0.5-rho10/bundle00-1runs/scores.csv")
     assert set(scores["iteration"]) == {ITERATIONS // 2, ITERATIONS}
 
 

@@ -92,31 +92,57 @@ def test_a_finished_study_has_nothing_to_do(finished_study):
     assert planned_jobs(snakemake(finished_study, "-n")) == {}
 
 
-def test_changing_one_methods_setting_reruns_only_that_method(finished_study):
+def run_manifests(workdir: Path) -> dict[str, str]:
+    """Every run's manifest text, by run directory: a retrained run writes a new one."""
+    return {str(path.parent.relative_to(workdir)): path.read_text()
+            for path in sorted((workdir / "results" / "runs").rglob("run.json"))}
+
+
+def test_changing_one_methods_setting_retrains_only_that_method(finished_study, tmp_path):
+    workdir = tmp_path / "study"
+    shutil.copytree(finished_study, workdir, symlinks=True)
+    before = run_manifests(workdir)
     config = yaml.safe_load(yaml.safe_dump(TINY))
     config["methods"]["under"]["train"] = {"lr": 0.01}
-    assert planned_jobs(snakemake(finished_study, "-n", config=config)) == {
-        "train": 3, "score": 3, "aggregate_scores": 1, "figure": 2, "all": 1}
-    # The first phase changes, so the second phase that starts from it runs again too.
+    snakemake(workdir, config=config)
+    after = run_manifests(workdir)
+    assert set(after) == set(before)
+    retrained = {run for run in after if after[run] != before[run]}
+    assert retrained == {run for run in after if run.endswith("/under")} and len(retrained) == 3
+    # The first phase changes, so the second phase that starts from it is trained again too.
     config["methods"]["over"] = {"sampler": "over", "ratio": 2}
-    assert planned_jobs(snakemake(finished_study, "-n", config=config)) == {
-        "sampled_index": 3, "train": 9, "score": 9, "aggregate_scores": 1, "figure": 3, "all": 1}
+    snakemake(workdir, config=config)
+    again = run_manifests(workdir)
+    retrained = {run for run in again if again[run] != after[run]}
+    assert retrained == {run for run in again if run.endswith(("/over", "/twophase_over"))} and len(retrained) == 6
+    table = pd.read_csv(workdir / "results" / "scores.csv")
+    assert set(table.loc[table["method"] == "over", "sampling_ratio"]) == {2}
 
 
 def test_changing_one_rho_reruns_only_its_runs(finished_study):
     config = yaml.safe_load(yaml.safe_dump(TINY))
     config["study"]["profiles"]["step"]["rho"] = [2, 20]
+    # One job for the new profile's index files, one for its one-phase runs, one for its two-phase run.
     assert planned_jobs(snakemake(finished_study, "-n", config=config)) == {
-        "imbalanced_index": 1, "sampled_index": 2, "train": 4, "score": 4, "aggregate_scores": 1, "figure": 2,
-        "all": 1}
+        "indices": 1, "train_bundle": 2, "aggregate_scores": 1, "figure": 2, "all": 1}
     snakemake(finished_study, "-n", config=TINY)  # leave the study's config as it was
+
+
+def test_runs_per_job_packs_runs_into_jobs(tmp_path):
+    config = yaml.safe_load(yaml.safe_dump(TINY))
+    config["study"]["seeds"] = [1, 2, 3]
+    # Per profile: 9 one-phase runs and 3 two-phase runs; at most 4 per job: 3 + 1 jobs per profile.
+    config["engine"] = {"runs_per_job": 4}
+    assert planned_jobs(snakemake(tmp_path, "-n", config=config)) == {
+        "prepare_dataset": 1, "indices": 3, "train_bundle": 12, "aggregate_scores": 1, "figure": 3, "all": 1}
+    config["engine"] = {"runs_per_job": 1}
+    assert planned_jobs(snakemake(tmp_path, "-n", config=config))["train_bundle"] == 36
 
 
 def test_fig3_alone_builds_only_what_it_needs(tmp_path):
     planned = planned_jobs(snakemake(tmp_path, "-n", "figures/fig3.pdf", config=TINY))
-    # fig3 shows baseline and over only on step profiles: no undersampling, no aggregate table.
-    assert planned == {"prepare_dataset": 1, "imbalanced_index": 2, "sampled_index": 2, "train": 4,
-                       "score": 4, "figure": 1}
+    # fig3 shows step profiles only: their one-phase bundles, no two-phase runs, no aggregate table.
+    assert planned == {"prepare_dataset": 1, "indices": 2, "train_bundle": 2, "figure": 1}
 
 
 def test_lint_is_clean():

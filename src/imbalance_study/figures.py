@@ -131,6 +131,14 @@ def load_scores(paths) -> pd.DataFrame:
     return normalize_scores(pd.concat(tables, ignore_index=True))
 
 
+def only_runs(table: pd.DataFrame, runs) -> pd.DataFrame:
+    """The rows of the given runs (``study.Run``: dataset, profile, seed, method as the run's variant):
+    a bundle's score file also holds runs that a figure does not draw."""
+    wanted = pd.DataFrame([(run.dataset, run.profile, run.seed, run.method) for run in runs],
+                          columns=["dataset", "profile", "seed", "variant"]).drop_duplicates()
+    return table.merge(wanted, on=list(wanted.columns), how="inner")
+
+
 def write_table(table: pd.DataFrame, path: str | Path) -> None:
     with atomic_path(path) as temporary:
         table.to_csv(temporary, index=False)

@@ -12,6 +12,7 @@ import numpy as np
 
 LR_POLICIES = ("fixed", "inv", "multistep", "poly")
 MOMENTUM_FORMS = ("caffe", "pytorch")
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -25,10 +26,13 @@ class Protocol:
     momentum_form: str = "caffe"
     checkpoints: tuple[int, ...] = ()
     resume_every: int = 500
+    precision: str = "fp32"  # bf16: forward passes under bfloat16 autocast (weights and updates stay fp32)
 
     def __post_init__(self):
         if self.lr_policy["name"] not in LR_POLICIES:
             raise ValueError(f"lr_policy.name: '{self.lr_policy['name']}' is not one of {LR_POLICIES}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision: '{self.precision}' is not one of {PRECISIONS}")
         if self.momentum_form not in MOMENTUM_FORMS:
             raise ValueError(f"momentum_form: '{self.momentum_form}' is not one of {MOMENTUM_FORMS}")
         outside = [c for c in self.checkpoints if not 0 < c <= self.iterations]

@@ -79,3 +79,29 @@ def sample(indices: np.ndarray, pool_labels: np.ndarray, sampler: str, ratio: fl
     if sampler == "none":
         return indices
     raise SamplingError(f"unknown sampler '{sampler}', expected one of {SAMPLERS}")
+
+
+def write_index_files(pool_labels: np.ndarray, profile_name: str, cap: int, seeds, minority_rule: str,
+                      index_names, path_of, context: str) -> dict:
+    """Every index file of one imbalanced profile: per seed, the imbalanced set and each sampled
+    version named in ``index_names``, written to ``path_of(seed, name)``. Returns their manifest:
+    per seed and name, the path, its sha256 and the class counts."""
+    import hashlib
+
+    from .atomic import write_npy
+    from .imbalance import class_counts_of, imbalanced_indices, parse_profile
+
+    profile = parse_profile(profile_name)
+    n_classes = int(pool_labels.max()) + 1
+    manifest: dict = {}
+    for seed in seeds:
+        imbalanced = imbalanced_indices(pool_labels, profile, cap, int(seed), minority_rule)
+        for name in ["imbalanced", *(name for name in index_names if name != "imbalanced")]:
+            sampler, ratio = parse_index_name(name)
+            indices = sample(imbalanced, pool_labels, sampler, ratio, int(seed), context=context)
+            path = path_of(seed, name)
+            write_npy(path, indices)
+            manifest.setdefault(str(seed), {})[name] = {
+                "path": str(path), "sha256": hashlib.sha256(open(path, "rb").read()).hexdigest(),
+                "class_counts": class_counts_of(indices, pool_labels, n_classes).tolist()}
+    return manifest

@@ -169,40 +169,47 @@ def silhouette_subsample(labels: np.ndarray, per_class: int, seed: int = 0) -> n
 
 
 def score_run(manifest: dict, dataset, imbalanced: np.ndarray, identity: dict, training: np.ndarray | None = None,
-              splits=("test", "validation", "train"), device: str = "auto", silhouette_per_class: int = 0) -> list[dict]:
+              splits=("test", "validation", "train"), device: str = "auto", silhouette_per_class: int = 0,
+              cache: dict | None = None, predictions_path=None, store_splits=()) -> list[dict]:
     """Score every checkpoint listed in a run manifest on the chosen splits.
 
     ``train`` is the training set as the run saw it (``training``: its index file, replicates and
     all); ``validation`` is skipped when the dataset has none. Each split is moved to the device
-    once, and a replicated training example is evaluated once.
+    once per job (``cache``, a dict shared by the runs of a job), and a replicated training example
+    is evaluated once. With ``predictions_path``, the log-probabilities of the ``store_splits`` at
+    every checkpoint are written there (HDF5, see ``write_predictions``), so that a run can be
+    rescored without its checkpoints (``rescore``).
     """
     from . import models, training as training_module
     from .imbalance import class_counts_of, minority_mask
 
+    cache = {} if cache is None else cache
     torch_device = training_module.resolve_device(device)
     counts = class_counts_of(imbalanced, dataset.train_labels, dataset.n_classes)
     minority = minority_mask(counts)
     model = models.build(manifest["spec"]["model"], dataset.n_classes, dataset.image_shape,
                          manifest["spec"].get("model_options")).to(torch_device)
-    evaluated = {}  # split -> (log-probabilities of a model, labels, expansion to the split as seen)
+    evaluated = {}  # split -> (log-probabilities of a model, labels, expansion to the split as seen, rows)
     for split in splits:
         if split == "train":
             if training is None:
                 raise ValueError("scoring the train split needs the run's training index file")
             unique, expansion = np.unique(training, return_inverse=True)
-            labels = dataset.train_labels[training]
-            rows_of_split = unique
-        else:
-            if getattr(dataset, f"{split}_labels", None) is None:
-                continue
-            labels, expansion, rows_of_split = getattr(dataset, f"{split}_labels"), None, None
-        evaluated[split] = (_evaluator(dataset, split, rows_of_split, torch_device), labels, expansion)
+            evaluated[split] = (_evaluator(dataset, split, unique, torch_device), dataset.train_labels[training],
+                                expansion, unique)
+        elif getattr(dataset, f"{split}_labels", None) is not None:
+            if split not in cache:
+                cache[split] = _evaluator(dataset, split, None, torch_device)
+            evaluated[split] = (cache[split], getattr(dataset, f"{split}_labels"), None, None)
     probe = None  # test examples whose penultimate features are scored by their silhouette
     if silhouette_per_class and dataset.kind != "image_folder":
-        chosen = silhouette_subsample(dataset.test_labels, silhouette_per_class)
-        probe = (models.to_input(torch.from_numpy(dataset.test_images[chosen])).to(torch_device),
-                 dataset.test_labels[chosen])
+        if "probe" not in cache:
+            chosen = silhouette_subsample(dataset.test_labels, silhouette_per_class)
+            cache["probe"] = (models.to_input(torch.from_numpy(dataset.test_images[chosen])).to(torch_device),
+                              dataset.test_labels[chosen])
+        probe = cache["probe"]
     rows = []
+    stored = {split: [] for split in store_splits if split in evaluated}
     for entry in manifest["checkpoints"]:
         training_module.load_checkpoint(entry, model, manifest["fingerprint"])
         if probe is not None:
@@ -210,11 +217,67 @@ def score_run(manifest: dict, dataset, imbalanced: np.ndarray, identity: dict, t
             with torch.no_grad():
                 features = model.features(probe[0]).flatten(1).double().cpu().numpy()
             rows.extend(silhouette_rows(features, probe[1], minority, entry["iteration"], "test"))
-        for split, (evaluate, labels, expansion) in evaluated.items():
+        for split, (evaluate, labels, expansion, _) in evaluated.items():
             log_probs = evaluate(model)
+            if split in stored:
+                stored[split].append(log_probs.astype(np.float32))
             if expansion is not None:
                 log_probs = log_probs[expansion]
             rows.extend(score(log_probs, labels, counts, minority, entry["iteration"], split))
+    if predictions_path is not None and stored:
+        write_predictions(predictions_path, manifest, {
+            split: {"log_probs": np.stack(values), "rows": evaluated[split][3], "expansion": evaluated[split][2]}
+            for split, values in stored.items()}, counts)
+    return [{**identity, **row} for row in rows]
+
+
+PREDICTIONS_FORMAT = 1
+
+
+def write_predictions(path, manifest: dict, splits: dict, train_counts: np.ndarray) -> None:
+    """Per split: ``log_probs`` (checkpoints x examples x classes, float32) and, for the train split,
+    ``rows`` (the distinct pool rows evaluated) and ``expansion`` (the training set as seen, as
+    positions in ``rows``); attributes name the run and its checkpoints' iterations."""
+    import h5py
+
+    from .atomic import atomic_path
+
+    with atomic_path(path) as temporary:
+        with h5py.File(temporary, "w") as handle:
+            handle.attrs["format"] = PREDICTIONS_FORMAT
+            handle.attrs["fingerprint"] = manifest["fingerprint"]
+            handle.attrs["iterations"] = [entry["iteration"] for entry in manifest["checkpoints"]]
+            handle.attrs["train_counts"] = np.asarray(train_counts)
+            for split, arrays in splits.items():
+                group = handle.create_group(split)
+                group.create_dataset("log_probs", data=arrays["log_probs"], compression="gzip", shuffle=True)
+                for name in ("rows", "expansion"):
+                    if arrays[name] is not None:
+                        group.create_dataset(name, data=arrays[name], compression="gzip")
+
+
+def rescore(predictions_path, dataset, minority: np.ndarray, identity: dict) -> list[dict]:
+    """Score rows again from stored predictions, without checkpoints or a network: what a new
+    metric needs. Silhouettes need features, which are not stored, and are left out."""
+    import h5py
+
+    rows = []
+    with h5py.File(predictions_path, "r") as handle:
+        if handle.attrs.get("format") != PREDICTIONS_FORMAT:
+            raise ValueError(f"{predictions_path}: not a predictions file of format {PREDICTIONS_FORMAT}")
+        iterations = [int(value) for value in handle.attrs["iterations"]]
+        counts = np.asarray(handle.attrs["train_counts"])
+        for split in handle:
+            group = handle[split]
+            log_probs = group["log_probs"][...].astype(np.float64)
+            if "expansion" in group:
+                expansion = group["expansion"][...]
+                labels = dataset.train_labels[group["rows"][...][expansion]]
+            else:
+                expansion, labels = None, getattr(dataset, f"{split}_labels")
+            for position, iteration in enumerate(iterations):
+                values = log_probs[position] if expansion is None else log_probs[position][expansion]
+                rows.extend(score(values, labels, counts, minority, iteration, split))
     return [{**identity, **row} for row in rows]
 
 

@@ -288,6 +288,82 @@ def runs(config: dict) -> list[Run]:
             for variant in method_variants(config, dataset, method)]
 
 
+@dataclass(frozen=True)
+class Bundle:
+    """Runs that one job trains and scores: same dataset, imbalance profile, model and protocol.
+
+    ``name`` (``bundle00``) numbers the bundles of a (dataset, profile); ``after`` names the bundles
+    holding the first-phase runs of its two-phase runs.
+    """
+
+    dataset: str
+    profile: str
+    name: str
+    runs: tuple[Run, ...]
+    after: tuple[str, ...] = ()
+
+
+def bundles(config: dict, runs_of_study: list[Run] | None = None) -> list[Bundle]:
+    """The study's runs packed into jobs of at most ``engine.runs_per_job`` runs.
+
+    Runs are packed when they share dataset, profile, model and protocol (so one process can train
+    them stacked) and the phase: a two-phase run waits for its first phase, in an earlier bundle.
+    A group larger than the limit is split into nearly equal bundles.
+    """
+    import json
+    import math
+
+    limit = config.get("engine", {}).get("runs_per_job", 1)
+    groups: dict[tuple, list[Run]] = {}
+    for run in runs_of_study if runs_of_study is not None else runs(config):
+        protocol = json.dumps(method_protocol(config, run.dataset, run.method), sort_keys=True)
+        second_phase = phase_one_method(config, run.method) is not None
+        groups.setdefault((run.dataset, run.profile, second_phase, protocol), []).append(run)
+    packed: list[Bundle] = []
+    home: dict[Run, str] = {}
+    numbers: dict[tuple[str, str], int] = {}
+    for (dataset, profile, second_phase, _), members in sorted(groups.items(), key=lambda item: item[0][2]):
+        count = math.ceil(len(members) / limit)
+        for part in range(count):
+            chunk = tuple(members[part * len(members) // count: (part + 1) * len(members) // count])
+            number = numbers.get((dataset, profile), 0)
+            numbers[(dataset, profile)] = number + 1
+            name = f"bundle{number:02d}"
+            after = ()
+            if second_phase:
+                after = tuple(sorted({home[Run(run.dataset, run.profile, run.seed,
+                                              phase_one_method(config, run.method))] for run in chunk}))
+            packed.append(Bundle(dataset, profile, name, chunk, after))
+            home.update((run, name) for run in chunk)
+    return packed
+
+
+def figure_runs(config: dict, name: str, runs_of_study: list[Run]) -> list[Run]:
+    """The runs a figure draws on (so that one figure can be built alone, from its runs' bundles)."""
+    settings = config.get("figures", {}).get(name, {})
+    methods = settings.get("methods") or config["study"]["methods"]
+    datasets = settings.get("datasets") or config["study"]["datasets"]
+    chosen = [run for run in runs_of_study if run.dataset in datasets]
+    if name in ("fig3", "fig4", "fig6", "table4"):
+        return [run for run in chosen if run.profile.startswith("step-") and split_method(run.method)[0] in methods]
+    if name == "fig5":
+        kind = settings.get("imbalance", "linear")
+        return [run for run in chosen if run.profile.startswith(f"{kind}-") and split_method(run.method)[0] in methods]
+    if name == "fig7":
+        rho = settings.get("rho", 1000)
+        return [run for run in chosen if run.profile.startswith("step-") and imbalance.parse_profile(run.profile).rho == rho
+                and not phase_one_method(config, run.method)]
+    if name in ("fig8", "dynamics"):
+        profile = settings.get("profile") or fig8_default_profile(config)
+        if name == "fig8":
+            methods = settings.get("methods") or ["baseline", "over", "under"]
+        return [run for run in chosen if run.profile == profile and split_method(run.method)[0] in methods]
+    raise ValueError(f"unknown figure '{name}', expected one of {FIGURES}")
+
+
+FIGURES = ("fig3", "fig4", "fig5", "fig6", "fig7", "fig8", "table4", "dynamics")
+
+
 def method_protocol(config: dict, dataset: str, method: str) -> dict:
     """The protocol of run ``method`` (a method name, or one with a searched lr suffix).
 

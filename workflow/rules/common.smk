@@ -6,24 +6,72 @@ from pathlib import Path
 # The package that does the work lives in src/ (the scripts find it through scripts/_src.py).
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from imbalance_study import imbalance, study  # noqa: E402
+from imbalance_study import study  # noqa: E402
 
 study.validate(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
 
 # The file contract: every stage reads and writes only these paths.
 DATASET = "results/datasets/{dataset}.h5"
+INDICES = "results/indices/{dataset}/{profile}/indices.json"  # lists the index files below
 INDEX = "results/indices/{dataset}/{profile}/seed{seed}/{index}.npy"
-MANIFEST = "results/runs/{dataset}/{profile}/seed{seed}/{method}/run.json"
-SCORES = "results/runs/{dataset}/{profile}/seed{seed}/{method}/scores.csv"
+# A bundle's job writes its two declared outputs, and under RUN_DIR each of its runs' checkpoints,
+# run.json (the run's manifest) and predictions.h5.
+BUNDLE_SCORES = "results/bundles/{dataset}/{profile}/{bundle}-{n_runs}runs/scores.csv"
+BUNDLE_RUNS = "results/bundles/{dataset}/{profile}/{bundle}-{n_runs}runs/runs.json"
+RUN_DIR = "results/runs/{dataset}/{profile}/seed{seed}/{method}"
 
 RUNS = study.runs(config)
+BUNDLES = study.bundles(config, RUNS)
+BUNDLE_BY_NAME = {(bundle.dataset, bundle.profile, bundle.name): bundle for bundle in BUNDLES}
+SEEDS_OF_PROFILE = dict(study.profile_cells(config))
 
 
 wildcard_constraints:
     dataset=r"[a-z][a-z0-9_]*",
     profile=r"[a-z]+-[^/]+",
-    seed=r"\d+",
-    method=r"[a-z][a-z0-9_]*(-lr[0-9.e+-]+)?",
+    bundle=r"bundle\d+",
+    n_runs=r"\d+",
+
+
+def bundle_path(template, bundle):
+    return template.format(dataset=bundle.dataset, profile=bundle.profile, bundle=bundle.name, n_runs=len(bundle.runs))
+
+
+def bundle_of(wildcards):
+    bundle = BUNDLE_BY_NAME.get((wildcards.dataset, wildcards.profile, wildcards.bundle))
+    if bundle is None or len(bundle.runs) != int(wildcards.n_runs):
+        raise ValueError(f"{wildcards.dataset}/{wildcards.profile}/{wildcards.bundle}-{wildcards.n_runs}runs "
+                         "is not a bundle of this study (the config or engine.runs_per_job changed?)")
+    return bundle
+
+
+def bundle_members(wildcards):
+    """What the bundle's job needs of each run; a change in any of it reruns the job."""
+    members = []
+    for run in bundle_of(wildcards).runs:
+        spec = config["datasets"][run.dataset]
+        members.append({"seed": run.seed, "method": run.method, "model": spec["model"],
+                        "model_options": spec.get("model_options", {}),
+                        "protocol": study.method_protocol(config, run.dataset, run.method),
+                        "index": study.index_name(config, run.method),
+                        "phase_one": study.phase_one_method(config, run.method)})
+    return members
+
+
+def phase_one_bundles(wildcards):
+    """The bundles holding the first phases of a bundle's two-phase runs (none for one-phase runs)."""
+    bundle = bundle_of(wildcards)
+    return [bundle_path(BUNDLE_RUNS, BUNDLE_BY_NAME[(bundle.dataset, bundle.profile, name)]) for name in bundle.after]
+
+
+def profile_index_names(wildcards):
+    """The index files the methods of the study train on, for this dataset."""
+    return sorted({study.index_name(config, method) for run_method in config["study"]["methods"]
+                   for method in study.method_variants(config, wildcards.dataset, run_method)})
+
+
+def bundle_scores(bundles):
+    return [bundle_path(BUNDLE_SCORES, bundle) for bundle in bundles]
 
 
 def dataset_spec(wildcards):
@@ -41,69 +89,23 @@ def minority_rule(wildcards):
     return config["datasets"][wildcards.dataset]["minority_classes"]
 
 
-def training_index(wildcards):
-    return INDEX.format(index=study.index_name(config, wildcards.method), dataset=wildcards.dataset,
-                        profile=wildcards.profile, seed=wildcards.seed)
-
-
-def phase_one_manifest(wildcards):
-    """The first-phase run a two-phase run starts from (nothing for one-phase methods)."""
-    method = study.phase_one_method(config, wildcards.method)
-    if method is None:
-        return []
-    return MANIFEST.format(dataset=wildcards.dataset, profile=wildcards.profile, seed=wildcards.seed,
-                           method=method)
-
-
-def imbalanced_index(wildcards):
-    return INDEX.format(index="imbalanced", dataset=wildcards.dataset, profile=wildcards.profile,
-                        seed=wildcards.seed)
-
-
-def run_model(wildcards):
-    return config["datasets"][wildcards.dataset]["model"]
-
-
-def run_protocol(wildcards):
-    return study.method_protocol(config, wildcards.dataset, wildcards.method)
-
-
-def score_files(runs):
-    return [SCORES.format(**vars(run)) for run in runs]
-
-
-FIGURES = ("fig3", "fig4", "fig5", "fig6", "fig7", "fig8", "table4", "dynamics")
-
-
 def figure_settings(name):
     return config["figures"].get(name, {})
 
 
 def figure_runs(name):
-    """The runs a figure draws on: only those, so that one figure can be built alone."""
-    settings = figure_settings(name)
-    methods = settings.get("methods") or config["study"]["methods"]
-    datasets = settings.get("datasets") or config["study"]["datasets"]
-    runs = [run for run in RUNS if run.dataset in datasets]
-    if name in ("fig3", "fig4", "fig6", "table4"):
-        return [run for run in runs if run.profile.startswith("step-") and study.split_method(run.method)[0] in methods]
-    if name == "fig5":
-        kind = settings.get("imbalance", "linear")
-        return [run for run in runs if run.profile.startswith(f"{kind}-") and study.split_method(run.method)[0] in methods]
-    if name == "fig7":
-        rho = settings.get("rho", 1000)
-        return [run for run in runs if run.profile.startswith("step-") and imbalance.parse_profile(run.profile).rho == rho
-                and not study.phase_one_method(config, run.method)]
-    if name in ("fig8", "dynamics"):
-        profile = settings.get("profile") or study.fig8_default_profile(config)
-        if name == "fig8":
-            methods = settings.get("methods") or ["baseline", "over", "under"]
-        return [run for run in runs if run.profile == profile and study.split_method(run.method)[0] in methods]
-    raise ValueError(f"unknown figure '{name}', expected one of {FIGURES}")
+    return study.figure_runs(config, name, RUNS)
+
+
+def figure_run_keys(wildcards):
+    return [(run.dataset, run.profile, run.seed, run.method) for run in figure_runs(wildcards.figure)]
 
 
 def figure_scores(wildcards):
-    files = score_files(figure_runs(wildcards.figure))
+    """The score tables of the bundles that hold the figure's runs: only those, so that one figure
+    can be built alone."""
+    runs = set(figure_runs(wildcards.figure))
+    files = bundle_scores(bundle for bundle in BUNDLES if runs.intersection(bundle.runs))
     if not files:
         raise ValueError(f"figures/{wildcards.figure}.pdf: no runs of this study feed it "
                          f"(see config key figures.{wildcards.figure} and study.profiles)")

@@ -1,6 +1,6 @@
 rule aggregate_scores:
     input:
-        scores=score_files(RUNS),
+        scores=bundle_scores(BUNDLES),
     output:
         table="results/scores.csv",
         provenance="results/scores.provenance.json",
@@ -22,6 +22,7 @@ rule figure:
     params:
         figure=lambda wildcards: wildcards.figure,
         settings=lambda wildcards: figure_settings(wildcards.figure),
+        runs=figure_run_keys,
     log:
         "logs/figures/{figure}.log",
     conda:
@@ -41,6 +42,7 @@ rule table4:
     params:
         figure=lambda wildcards: wildcards.figure,
         settings=lambda wildcards: figure_settings(wildcards.figure),
+        runs=figure_run_keys,
     log:
         "logs/figures/{figure}.log",
     conda:

@@ -1,30 +1,17 @@
-rule imbalanced_index:
+rule indices:
     input:
         dataset=DATASET,
     output:
-        index=INDEX.replace("{index}", "imbalanced"),
+        manifest=INDICES,
     params:
+        seeds=lambda wildcards: SEEDS_OF_PROFILE[wildcards.profile],
+        index_names=profile_index_names,
+        index_path=lambda wildcards: INDEX,
         minority_classes=minority_rule,
         cap=lambda wildcards: config["datasets"][wildcards.dataset]["train_per_class"],
     log:
-        "logs/imbalanced_index/{dataset}/{profile}/seed{seed}.log",
+        "logs/indices/{dataset}/{profile}.log",
     conda:
         "../../envs/analysis.yaml"
     script:
-        "../../scripts/imbalanced_index.py"
-
-
-rule sampled_index:
-    input:
-        dataset=DATASET,
-        imbalanced=imbalanced_index,
-    output:
-        index=INDEX,
-    wildcard_constraints:
-        index=r"(over|under)(-ratio[0-9.]+)?",
-    log:
-        "logs/sampled_index/{dataset}/{profile}/seed{seed}/{index}.log",
-    conda:
-        "../../envs/analysis.yaml"
-    script:
-        "../../scripts/sampled_index.py"
+        "../../scripts/make_indices.py"

@@ -1,19 +1,22 @@
-rule train:
+rule train_bundle:
     input:
         dataset=DATASET,
-        index=training_index,
-        phase_one=phase_one_manifest,
+        indices=INDICES,
+        phase_one=phase_one_bundles,
     output:
-        manifest=MANIFEST,
+        scores=BUNDLE_SCORES,
+        runs=BUNDLE_RUNS,
     params:
-        model=run_model,
-        model_options=lambda wildcards: config["datasets"][wildcards.dataset].get("model_options", {}),
-        protocol=run_protocol,
+        runs=bundle_members,
+        run_dir=lambda wildcards: RUN_DIR,
+        index_path=lambda wildcards: INDEX,
         device=config["device"],
+        stack=config["engine"]["stack"],
+        scoring=config["scoring"],
     log:
-        "logs/train/{dataset}/{profile}/seed{seed}/{method}.log",
+        "logs/train_bundle/{dataset}/{profile}/{bundle}-{n_runs}runs.log",
     threads: 1
     conda:
         "../../envs/torch.yaml"
     script:
-        "../../scripts/train.py"
+        "../../scripts/train_bundle.py"

@@ -1,0 +1,258 @@
+"""Speed of the study's engine and workflow, measured against baselines in the same run.
+
+    .venv/bin/python scripts/benchmark.py             # everything (about 10 minutes on 2 CPU cores)
+    .venv/bin/python scripts/benchmark.py --quick     # fewer iterations, no default study
+
+What it measures, on this machine (and on CUDA too when there is a GPU):
+
+1. engine     LeNet-5 training at batch 64 on real MNIST: a naive loop (torchvision.datasets.MNIST
+              with ToTensor, a shuffling DataLoader, model and batches in PyTorch's default layout)
+              against the study's engine (the pool resident on the device as one tensor, one gather
+              per batch, channels-last, Caffe's SGD): images/s of each and their ratio.
+2. stacked    K = 1, 8, 64 LeNet-5s trained at once as one stacked network (torch.func.vmap), in
+              images/s summed over the K networks, against one network at a time.
+3. projection the device-hours the paper's MNIST grid (22,500 networks x 10,000 iterations x 64
+              images) would take at the best throughput measured.
+4. scoring    scoring a checkpoint on the 10,000-image test set and a 27,500-image training set,
+              against training time: the cost of scoring 8 checkpoints relative to 10,000 iterations.
+5. dry run    `snakemake -n` of configs/paper_mnist.yaml (22,500 networks): seconds and peak memory.
+6. study      the default study (config.yaml) from nothing: minutes, end to end.
+7. bf16       on CUDA (and on the CPU with --bf16-check): 3 LeNet-5 runs trained in fp32 and under
+              bf16 autocast (protocol precision: bf16); their final test accuracies must agree
+              within 0.01, the guard for using bf16 in a study.
+
+It exits with status 1 when a target is missed: engine ratio >= 1.5, scoring < 10% of training,
+dry run < 10 s and < 1 GB, default study < 5 min, bf16 within 0.01 of fp32. BENCHMARKS.md keeps
+the last figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from imbalance_study import models, scoring, stacked, training  # noqa: E402
+
+BATCH = 64
+PAPER_NETWORKS, PAPER_ITERATIONS = 22_500, 10_000
+
+
+def lenet_protocol(iterations: int, checkpoints=None) -> training.Protocol:
+    return training.Protocol.from_config({
+        "iterations": iterations, "batch_size": BATCH, "lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4,
+        "lr_policy": {"name": "inv", "gamma": 1e-4, "power": 0.75}, "momentum_form": "caffe",
+        "checkpoints": checkpoints or [iterations], "resume_every": 10 * iterations})
+
+
+def mnist(root: Path, train: bool = True):
+    """An official MNIST split through torchvision (copied from ../shared/data offline)."""
+    import torchvision
+
+    from imbalance_study.datasets import copy_raw_files
+
+    shared = REPO.parent / "shared" / "data"
+    if not (root / "MNIST" / "raw").is_dir() and (shared / "MNIST" / "raw").is_dir():
+        copy_raw_files(shared, root, "MNIST")
+    return torchvision.datasets.MNIST(str(root), train=train, download=True,
+                                      transform=torchvision.transforms.ToTensor())
+
+
+def naive_loop(dataset, iterations: int, device: torch.device) -> float:
+    """What a first PyTorch script does: DataLoader + ToTensor, default layout, torch.optim.SGD."""
+    torch.manual_seed(0)
+    model = models.build("lenet5", 10, (28, 28)).to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=BATCH, shuffle=True, drop_last=True)
+    started, done = time.perf_counter(), 0
+    while done < iterations:
+        for images, labels in loader:
+            images, labels = images.to(device), labels.to(device)
+            loss = torch.nn.functional.cross_entropy(model(images), labels)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            done += 1
+            if done == iterations:
+                break
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return iterations * BATCH / (time.perf_counter() - started)
+
+
+def spec(seed: int, iterations: int) -> training.RunSpec:
+    return training.RunSpec("mnist", "step-mu0.5-rho10", seed, "baseline", "lenet5", lenet_protocol(iterations))
+
+
+def engine_loop(images, labels, iterations: int, device: torch.device, workdir: Path) -> float:
+    """The study's one-at-a-time engine (training.train), timed by its own loop clock."""
+    run_dir = Path(tempfile.mkdtemp(dir=workdir))
+    manifest = training.train(spec(1, iterations), images, labels, np.arange(len(labels)), run_dir,
+                              run_dir / "run.json", {}, device=str(device))
+    return iterations * BATCH / manifest["train_seconds"]
+
+
+def stacked_loop(batches, labels, k: int, iterations: int, device: torch.device, workdir: Path) -> float:
+    """K networks at once (stacked.train_stacked): images/s summed over the K networks."""
+    base = Path(tempfile.mkdtemp(dir=workdir))
+    runs = [stacked.StackedRun(spec(seed, iterations), np.arange(len(labels)), base / str(seed),
+                               base / str(seed) / "run.json", {}) for seed in range(k)]
+    manifests = stacked.train_stacked(runs, batches, 10, device=str(device))
+    return k * iterations * BATCH / manifests[0]["train_seconds"]
+
+
+def scoring_cost(images, labels, device: torch.device, train_rate: float) -> dict:
+    """Seconds to score one checkpoint (10,000 test and 27,500 distinct training images, as in
+    step-mu0.5-rho10) against the seconds of the 1,250 iterations between two of the paper's 8."""
+    model = models.build("lenet5", 10, (28, 28)).to(device)
+    test = models.to_input(torch.from_numpy(images[:10_000])).to(device)
+    train = models.to_input(torch.from_numpy(images[10_000:37_500])).to(device)
+    counts = np.bincount(labels[:37_500], minlength=10)
+    minority = np.arange(10) >= 5
+    scoring.log_probabilities(model, test[:256])  # warm-up
+    started = time.perf_counter()
+    for inputs, split_labels in ((test, labels[:10_000]), (train, labels[10_000:37_500])):
+        log_probs = scoring.log_probabilities(model, inputs)
+        scoring.score(log_probs, split_labels, counts, minority, 1, "test")
+    per_checkpoint = time.perf_counter() - started
+    per_iteration = BATCH / train_rate
+    return {"score_seconds_per_checkpoint": per_checkpoint, "train_seconds_per_iteration": per_iteration,
+            "ratio": 8 * per_checkpoint / (PAPER_ITERATIONS * per_iteration)}
+
+
+def bf16_check(dataset, test_set, device: torch.device, workdir: Path, runs: int = 3, iterations: int = 600) -> dict:
+    """Final test accuracy of the same runs trained in fp32 and under bf16 autocast."""
+    images, labels = dataset.data.numpy(), dataset.targets.numpy().astype(np.int64)
+    test_inputs = models.to_input(test_set.data).to(device)
+    test_labels = test_set.targets.numpy()
+    accuracies = {}
+    for precision in ("fp32", "bf16"):
+        protocol = training.Protocol.from_config({**lenet_protocol(iterations).__dict__, "checkpoints": [iterations],
+                                                  "precision": precision})
+        values = []
+        for seed in range(runs):
+            run_dir = Path(tempfile.mkdtemp(dir=workdir))
+            run = training.RunSpec("mnist", "step-mu0.5-rho10", seed, "baseline", "lenet5", protocol)
+            manifest = training.train(run, images, labels, np.arange(len(labels)), run_dir, run_dir / "run.json", {},
+                                      device=str(device))
+            model = models.build("lenet5", 10, (28, 28)).to(device)
+            training.load_checkpoint(manifest["checkpoints"][-1], model, manifest["fingerprint"])
+            predictions = scoring.log_probabilities(model, test_inputs).argmax(axis=1)
+            values.append(float(np.mean(predictions == test_labels)))
+        accuracies[precision] = values
+    return accuracies
+
+
+def dry_run_cost(workdir: Path) -> tuple[float, float]:
+    """Wall seconds and peak resident memory (GB) of `snakemake -n` on the paper's MNIST grid."""
+    target = workdir / "dry"
+    target.mkdir()
+    started = time.perf_counter()
+    result = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "-n", "-q", "--snakefile",
+                             str(REPO / "Snakefile"), "--directory", str(target), "--configfile",
+                             str(REPO / "configs" / "paper_mnist.yaml")], capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if result.returncode != 0:
+        raise RuntimeError(f"the dry run failed:\n{result.stderr[-3000:]}")
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return seconds, peak_kb / 1024 ** 2
+
+
+def default_study_minutes(workdir: Path) -> float:
+    target = workdir / "study"
+    target.mkdir()
+    started = time.perf_counter()
+    result = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "--snakefile", str(REPO / "Snakefile"),
+                             "--directory", str(target), "--configfile", str(REPO / "config.yaml"), "--cores", "2"],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"the default study failed:\n{result.stderr[-3000:]}")
+    return (time.perf_counter() - started) / 60
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer iterations; skip the default study")
+    parser.add_argument("--mnist-root", default=str(REPO / "data" / "torchvision"),
+                        help="torchvision root for MNIST (filled from ../shared/data when empty)")
+    parser.add_argument("--bf16-check", action="store_true",
+                        help="also on the CPU: train 3 runs in fp32 and bf16 and compare (always done on CUDA)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="CPU threads for PyTorch")
+    arguments = parser.parse_args()
+    torch.set_num_threads(arguments.threads)
+    iterations = 150 if arguments.quick else 600
+    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    failures = []
+    print(f"# benchmark {time.strftime('%Y-%m-%d %H:%M')}; {platform.node()}; {platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} CPUs, {arguments.threads} PyTorch threads; torch {torch.__version__}")
+    for device in devices[1:]:
+        print(f"# GPU: {torch.cuda.get_device_name(device)}")
+    dataset = mnist(Path(arguments.mnist_root))
+    images, labels = dataset.data.numpy(), dataset.targets.numpy().astype(np.int64)
+    workdir = Path(tempfile.mkdtemp(prefix="benchmark-"))
+    best = {}
+    try:
+        for device in devices:
+            scale = 10 if device.type == "cuda" else 1
+            naive = naive_loop(dataset, iterations, device)
+            ours = engine_loop(images, labels, iterations * scale, device, workdir)
+            ratio = ours / naive
+            print(f"engine [{device.type}] naive DataLoader loop {naive:,.0f} images/s; study engine {ours:,.0f} "
+                  f"images/s; ratio {ratio:.2f} (target >= 1.5)")
+            if device.type == "cpu" and ratio < 1.5:
+                failures.append(f"engine ratio {ratio:.2f} < 1.5")
+            best[device.type] = ours
+            batches = training.TensorBatches(images, labels, device)
+            for k in (1, 8, 64):
+                steps = max(3, (iterations * scale) // k) if device.type == "cpu" else iterations * scale
+                rate = stacked_loop(batches, labels, k, steps, device, workdir)
+                print(f"stacked [{device.type}] K={k:>2}: {rate:,.0f} images/s over {k} networks "
+                      f"({rate / ours:.2f}x one network at a time)")
+                best[device.type] = max(best[device.type], rate)
+            cost = scoring_cost(images, labels, device, ours)
+            print(f"scoring [{device.type}] {cost['score_seconds_per_checkpoint']:.2f} s per checkpoint; 8 checkpoints "
+                  f"= {100 * cost['ratio']:.1f}% of training 10,000 iterations (target < 10%)")
+            if cost["ratio"] >= 0.10:
+                failures.append(f"scoring {100 * cost['ratio']:.1f}% >= 10% on {device.type}")
+            hours = PAPER_NETWORKS * PAPER_ITERATIONS * BATCH / best[device.type] / 3600
+            print(f"projection [{device.type}] the MNIST paper grid at {best[device.type]:,.0f} images/s: "
+                  f"{hours:,.1f} device-hours")
+            if device.type == "cuda" or arguments.bf16_check:
+                accuracies = bf16_check(dataset, mnist(Path(arguments.mnist_root), train=False), device, workdir)
+                gap = max(abs(a - b) for a, b in zip(accuracies["fp32"], accuracies["bf16"]))
+                print(f"bf16 [{device.type}] final test accuracy of 3 runs, fp32 {accuracies['fp32']} vs bf16 "
+                      f"{accuracies['bf16']}: largest difference {gap:.4f} (guard: <= 0.01)")
+                if gap > 0.01:
+                    failures.append(f"bf16 accuracy differs from fp32 by {gap:.4f} on {device.type}")
+        seconds, gigabytes = dry_run_cost(workdir)
+        print(f"dry run: snakemake -n of configs/paper_mnist.yaml (22,500 networks) {seconds:.1f} s, "
+              f"peak {gigabytes:.2f} GB (targets < 10 s, < 1 GB)")
+        if seconds >= 10 or gigabytes >= 1:
+            failures.append(f"dry run {seconds:.1f} s / {gigabytes:.2f} GB")
+        if not arguments.quick:
+            minutes = default_study_minutes(workdir)
+            print(f"default study: {minutes:.2f} min end to end on {os.cpu_count()} CPUs (target < 5 min)")
+            if minutes >= 5:
+                failures.append(f"default study {minutes:.2f} min >= 5")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    for failure in failures:
+        print(f"MISSED: {failure}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
