@@ -203,3 +203,22 @@ def test_two_phase_fine_tunes_only_the_output_layers_of_the_first_phase(tmp_path
 def test_poly_policy_decays_linearly_to_zero():
     p = protocol(iterations=1000, lr=0.1, lr_policy={"name": "poly", "power": 1.0})
     assert [p.learning_rate(i) for i in (0, 500, 1000)] == pytest.approx([0.1, 0.05, 0.0])
+
+
+def test_bf16_precision_learns_and_is_part_of_the_fingerprint(tmp_path):
+    images, labels = tiny_data()
+    fp32, bf16 = spec(), spec(precision="bf16")
+    # fp32 runs keep the fingerprint they had before precision was a setting.
+    assert "precision" not in fp32.to_dict()["protocol"] and bf16.to_dict()["protocol"]["precision"] == "bf16"
+    manifests = {}
+    for name, run in (("fp32", fp32), ("bf16", bf16)):
+        manifests[name] = training.train(run, images, labels, np.arange(len(labels)), tmp_path / name,
+                                         tmp_path / name / "run.json", {})
+    assert manifests["fp32"]["fingerprint"] != manifests["bf16"]["fingerprint"]
+    model = models.build("digits_cnn", 3, (8, 8))
+    training.load_checkpoint(manifests["bf16"]["checkpoints"][-1], model, manifests["bf16"]["fingerprint"])
+    assert all(tensor.dtype == torch.float32 for tensor in model.state_dict().values())  # weights stay fp32
+    predictions = model.eval()(models.to_input(torch.from_numpy(images))).argmax(1).numpy()
+    assert np.mean(predictions == labels) > 0.9
+    with pytest.raises(ValueError, match="precision: 'fp16'"):
+        protocol(precision="fp16")

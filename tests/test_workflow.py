@@ -88,6 +88,31 @@ def test_two_phase_runs_start_from_their_first_phase(finished_study):
     assert second["spec"]["protocol"]["lr"] == pytest.approx(0.002)
 
 
+def test_stored_predictions_rescore_to_the_same_scores(finished_study):
+    """predictions.h5 holds what scoring needs: rescoring from it, without the network, gives the
+    rows the job wrote (silhouettes aside, which need features)."""
+    from imbalance_study import datasets, imbalance, scoring, study
+
+    run_dir = finished_study / "results/runs/digits/step-mu0.5-rho10/seed1/over"
+    dataset = datasets.load(finished_study / "results/datasets/digits.h5")
+    imbalanced = imbalance.load_indices(finished_study / "results/indices/digits/step-mu0.5-rho10/seed1/imbalanced.npy",
+                                        len(dataset.train_labels))
+    minority = imbalance.minority_mask(imbalance.class_counts_of(imbalanced, dataset.train_labels, 10))
+    config = yaml.safe_load((finished_study / "study.yaml").read_text())
+    study.validate(config, REPO / "workflow" / "schemas" / "config.schema.yaml")
+    identity = study.run_identity(config, "digits", "step-mu0.5-rho10", 1, "over", 10)
+    rescored = pd.DataFrame(scoring.rescore(run_dir / "predictions.h5", dataset, minority, identity))
+    written = pd.concat([pd.read_csv(path) for path in
+                         (finished_study / "results/bundles/digits/step-mu0.5-rho10").glob("*/scores.csv")])
+    written = written[(written["variant"] == "over") & (written["seed"] == 1) & (written["metric"] != "silhouette")]
+    keys = ["iteration", "split", "thresholded", "metric", "class", "group"]
+    merged = written.merge(rescored, on=keys, suffixes=("", "_rescored"), validate="one_to_one")
+    assert len(merged) == len(written) == len(rescored) > 100
+    assert set(merged["split"]) == {"train", "test"}
+    # float32 log-probabilities stored, float64 computed in the job
+    assert (merged["value"] - merged["value_rescored"]).abs().max() < 1e-5
+
+
 def test_a_finished_study_has_nothing_to_do(finished_study):
     assert planned_jobs(snakemake(finished_study, "-n")) == {}
 
