@@ -5,6 +5,8 @@ from snakemake.utils import min_version
 
 min_version("9.0")
 
+report: "workflow/report/workflow.rst"
+
 
 # A study config given with --configfile is complete by itself and replaces the default study
 # (configs/*.yaml); --config key=value still adjusts the default.

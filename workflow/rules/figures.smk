@@ -2,8 +2,10 @@ rule aggregate_scores:
     input:
         scores=bundle_scores(BUNDLES),
     output:
-        table="results/scores.csv",
-        provenance="results/scores.provenance.json",
+        table=report("results/scores.csv", caption="../report/scores.rst", category="Scores"),
+        provenance=report(
+            "results/scores.provenance.json", caption="../report/config.rst", category="Config"
+        ),
     log:
         "logs/aggregate_scores.log",
     conda:
@@ -16,7 +18,13 @@ rule figure:
     input:
         scores=figure_scores,
     output:
-        pdf="figures/{figure}.pdf",
+        # One caption for every figure of this rule: it switches on the figure's name.
+        pdf=report(
+            "figures/{figure}.pdf",
+            caption="../report/figure.rst",
+            category="Figures",
+            subcategory="{figure}",
+        ),
     wildcard_constraints:
         figure="fig[345678]|dynamics",
     params:
@@ -35,8 +43,18 @@ rule table4:
     input:
         scores=figure_scores,
     output:
-        pdf="figures/{figure}.pdf",
-        csv="figures/{figure}.csv",
+        pdf=report(
+            "figures/{figure}.pdf",
+            caption="../report/table4.rst",
+            category="Figures",
+            subcategory="{figure}",
+        ),
+        csv=report(
+            "figures/{figure}.csv",
+            caption="../report/table4.rst",
+            category="Figures",
+            subcategory="{figure}",
+        ),
     wildcard_constraints:
         figure="table4",
     params:

@@ -1,0 +1,96 @@
+"""`snakemake --report`: one self-contained report of a finished study, each output captioned for its config."""
+
+import copy
+import html
+import json
+import re
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from .test_workflow import TINY, snakemake
+
+pytestmark = pytest.mark.workflow
+
+# The tiny study with two seeds, no two-phase method and only the step profiles (about 40 s): fig3
+# draws two of the three methods, so its caption must name those two, not the study's three.
+CONFIG = copy.deepcopy(TINY)
+CONFIG["methods"].pop("twophase_over")
+CONFIG["study"].update(seeds=[3, 7], methods=["baseline", "over", "under"])
+del CONFIG["study"]["profiles"]["linear"]
+CONFIG["figures"] = {"fig3": {"methods": ["baseline", "over"]}, "fig8": {}, "dynamics": {}}
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("study")
+    snakemake(workdir, config=CONFIG)
+    return workdir
+
+
+def embedded(page: str, name: str):
+    """A JavaScript variable of the report page (``var name = ...``, JSON), decoded."""
+    start = page.rindex(f"var {name} = ") + len(f"var {name} = ")
+    return json.JSONDecoder().raw_decode(page, start)[0]
+
+
+def text(markup: str) -> str:
+    """Rendered caption HTML as plain text, line breaks as spaces."""
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", "", markup)).split())
+
+
+def test_the_report_holds_every_figure_the_scores_and_the_config_with_captions(study, tmp_path):
+    report = tmp_path / "report.html"
+    snakemake(study, "--report", str(report))
+    page = report.read_text()
+    # Self-contained: no script, style sheet or image fetched from elsewhere; every result inlined.
+    assert not re.search(r"<(script|img)[^>]*\ssrc=\"?(https?:)?//", page)
+    assert not re.search(r"<link[^>]*\shref=\"?(https?:)?//", page)
+    results = embedded(page, "results")
+    assert set(results) == {"figures/fig3.pdf", "figures/fig8.pdf", "figures/dynamics.pdf", "results/scores.csv",
+                            "results/scores.provenance.json"}
+    for path, result in results.items():
+        assert result["data_uri"].startswith("data:") and ";base64," in result["data_uri"], path
+        # Jinja filled every placeholder in; nothing reached the page raw.
+        assert "{{" not in result["caption"] and "{%" not in result["caption"], path
+        assert text(result["caption"]), path
+    assert embedded(page, "categories") == {
+        "Figures": {"dynamics": ["figures/dynamics.pdf"], "fig3": ["figures/fig3.pdf"], "fig8": ["figures/fig8.pdf"]},
+        "Scores": {"Other": ["results/scores.csv"]}, "Config": {"Other": ["results/scores.provenance.json"]}}
+
+    fig3 = text(results["figures/fig3.pdf"]["caption"])
+    assert "Figure 3: ROC AUC (one-vs-rest, macro) against the imbalance ratio ρ, step imbalance." in fig3
+    assert "mean over the repeats (seeds)" in fig3 and "balanced test set" in fig3
+    # ... for this config: the figure's own methods (figures.fig3.methods), the study's seeds and profiles.
+    assert "Methods: baseline (sampler none), over (sampler over)." in fig3 and "sampler under" not in fig3
+    assert "Seeds (repeats): 3, 7." in fig3 and "μ ∈ {0.5} × ρ ∈ {2, 10}" in fig3
+    assert 'Settings figures.fig3: {"methods": ["baseline", "over"]}.' in fig3
+    fig8 = text(results["figures/fig8.pdf"]["caption"])
+    assert "Figure 8: train and test accuracy over training, profile step-mu0.5-rho10." in fig8
+    assert "Methods: baseline (sampler none), over (sampler over), under (sampler under)." in fig8
+    dynamics = text(results["figures/dynamics.pdf"]["caption"])
+    assert "Learning dynamics: why imbalance hurts, profile step-mu0.5-rho10." in dynamics
+
+    scores = text(results["results/scores.csv"]["caption"])
+    assert scores.startswith("The score table:") and "seeds 3, 7" in scores
+    config = text(results["results/scores.provenance.json"]["caption"])
+    assert '"seeds": [ 3, 7 ]' in config and '"fig3": { "methods": [ "baseline", "over" ] }' in config
+
+    front = text(embedded(page, "workflow_desc"))  # the Snakefile's report: text, the report's front page
+    assert "What to look at first." in front and "fig3.pdf (Figures): ROC AUC" in front
+    assert "dynamics.pdf (Figures): why imbalance hurts" in front
+
+
+def test_the_report_can_be_a_zip_archive(study, tmp_path):
+    archive = tmp_path / "report.zip"
+    snakemake(study, "--report", str(archive))
+    with zipfile.ZipFile(archive) as files:
+        names = files.namelist()
+        page = files.read(next(name for name in names if name.endswith("/report.html"))).decode()
+    # The results lie beside the page, each linked from it, with the same captions.
+    results = embedded(page, "results")
+    for path, result in results.items():
+        assert any(name.endswith(result["data_uri"]) for name in names), path
+    assert {Path(path).name for path in results} >= {"fig3.pdf", "scores.csv", "scores.provenance.json"}
+    assert "Seeds (repeats): 3, 7." in text(results["figures/fig3.pdf"]["caption"])
