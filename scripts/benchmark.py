@@ -13,8 +13,10 @@ What it measures, on this machine (and on CUDA too when there is a GPU):
               images/s summed over the K networks, against one network at a time.
 3. projection the device-hours the paper's MNIST grid (22,500 networks x 10,000 iterations x 64
               images) would take at the best throughput measured.
-4. scoring    scoring a checkpoint on the 10,000-image test set and a 27,500-image training set,
-              against training time: the cost of scoring 8 checkpoints relative to 10,000 iterations.
+4. scoring    images/s of scoring (inference and every score), and what scoring a run's 8
+              checkpoints costs relative to training it for 10,000 iterations, for the mean run of
+              the paper's MNIST grid (its test set plus the distinct examples of its training set),
+              for its largest run, and on the test set alone.
 5. dry run    `snakemake -n` of configs/paper_mnist.yaml (22,500 networks): seconds and peak memory.
 6. study      the default study (config.yaml) from nothing: minutes, end to end.
 7. bf16       on CUDA (and on the CPU with --bf16-check): 3 LeNet-5 runs trained in fp32 and under
@@ -31,7 +33,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import resource
 import shutil
 import subprocess
 import sys
@@ -114,23 +115,44 @@ def stacked_loop(batches, labels, k: int, iterations: int, device: torch.device,
     return k * iterations * BATCH / manifests[0]["train_seconds"]
 
 
-def scoring_cost(images, labels, device: torch.device, train_rate: float) -> dict:
-    """Seconds to score one checkpoint (10,000 test and 27,500 distinct training images, as in
-    step-mu0.5-rho10) against the seconds of the 1,250 iterations between two of the paper's 8."""
-    model = models.build("lenet5", 10, (28, 28)).to(device)
-    test = models.to_input(torch.from_numpy(images[:10_000])).to(device)
-    train = models.to_input(torch.from_numpy(images[10_000:37_500])).to(device)
+def scoring_rate(images, labels, device: torch.device) -> float:
+    """Images/s of scoring: LeNet-5 log-probabilities (channels-last, in the batches scoring.score_run
+    uses) and every score of the split, on 10,000 test and 27,500 training images."""
+    from imbalance_study.scoring import _device_input
+
+    model = models.build("lenet5", 10, (28, 28)).to(device).to(memory_format=torch.channels_last)
+    test, train = _device_input(images[:10_000], device), _device_input(images[10_000:37_500], device)
     counts = np.bincount(labels[:37_500], minlength=10)
     minority = np.arange(10) >= 5
-    scoring.log_probabilities(model, test[:256])  # warm-up
+    scoring.log_probabilities(model, test[:2048])  # warm-up
     started = time.perf_counter()
     for inputs, split_labels in ((test, labels[:10_000]), (train, labels[10_000:37_500])):
-        log_probs = scoring.log_probabilities(model, inputs)
-        scoring.score(log_probs, split_labels, counts, minority, 1, "test")
-    per_checkpoint = time.perf_counter() - started
-    per_iteration = BATCH / train_rate
-    return {"score_seconds_per_checkpoint": per_checkpoint, "train_seconds_per_iteration": per_iteration,
-            "ratio": 8 * per_checkpoint / (PAPER_ITERATIONS * per_iteration)}
+        batch = 256 if device.type == "cpu" else 4096  # as scoring._evaluator
+        scoring.score(scoring.log_probabilities(model, inputs, batch_size=batch), split_labels, counts, minority, 1,
+                      "test")
+    return 37_500 / (time.perf_counter() - started)
+
+
+def grid_scoring_images() -> dict:
+    """Images scored per checkpoint by the runs of configs/paper_mnist.yaml (test set plus the
+    distinct examples of each run's training set): the mean over the grid, and the largest."""
+    import yaml
+
+    from imbalance_study import imbalance, study
+
+    config = yaml.safe_load((REPO / "configs" / "paper_mnist.yaml").read_text())
+    study.validate(config, REPO / "workflow" / "schemas" / "config.schema.yaml")
+    spec = config["datasets"]["mnist"]
+    cap, test = spec["train_per_class"], 10 * spec["test_per_class"]
+    sizes = []
+    for run in study.runs(config):
+        counts = imbalance.class_counts(imbalance.parse_profile(run.profile), 10, cap, spec["minority_classes"], run.seed)
+        sampler, _ = study.sampler_of(config, run.method)
+        distinct = 10 * counts.min() if sampler == "under" and not study.phase_one_method(config, run.method) \
+            else counts.sum()
+        sizes.append(test + distinct)
+    checkpoints = len(training.Protocol.from_config(config["protocols"]["mnist_lenet5"]).checkpoints)
+    return {"mean": float(np.mean(sizes)), "largest": int(np.max(sizes)), "checkpoints": checkpoints}
 
 
 def bf16_check(dataset, test_set, device: torch.device, workdir: Path, runs: int = 3, iterations: int = 600) -> dict:
@@ -157,17 +179,22 @@ def bf16_check(dataset, test_set, device: torch.device, workdir: Path, runs: int
 
 
 def dry_run_cost(workdir: Path) -> tuple[float, float]:
-    """Wall seconds and peak resident memory (GB) of `snakemake -n` on the paper's MNIST grid."""
+    """Wall seconds and peak resident memory (GB) of `snakemake -n` on the paper's MNIST grid.
+
+    The memory comes from GNU time (/usr/bin/time): the peak that getrusage reports for a child of
+    this process would include this process's own pages, which a forked child starts with.
+    """
     target = workdir / "dry"
     target.mkdir()
+    report = workdir / "dry-run.time"
+    command = [str(Path(sys.executable).parent / "snakemake"), "-n", "-q", "--snakefile", str(REPO / "Snakefile"),
+               "--directory", str(target), "--configfile", str(REPO / "configs" / "paper_mnist.yaml")]
     started = time.perf_counter()
-    result = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "-n", "-q", "--snakefile",
-                             str(REPO / "Snakefile"), "--directory", str(target), "--configfile",
-                             str(REPO / "configs" / "paper_mnist.yaml")], capture_output=True, text=True)
+    result = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", str(report), *command], capture_output=True, text=True)
     seconds = time.perf_counter() - started
     if result.returncode != 0:
         raise RuntimeError(f"the dry run failed:\n{result.stderr[-3000:]}")
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    peak_kb = int(report.read_text().split()[-1])
     return seconds, peak_kb / 1024 ** 2
 
 
@@ -203,6 +230,7 @@ def main() -> int:
     dataset = mnist(Path(arguments.mnist_root))
     images, labels = dataset.data.numpy(), dataset.targets.numpy().astype(np.int64)
     workdir = Path(tempfile.mkdtemp(prefix="benchmark-"))
+    grid = grid_scoring_images()
     best = {}
     try:
         for device in devices:
@@ -222,11 +250,15 @@ def main() -> int:
                 print(f"stacked [{device.type}] K={k:>2}: {rate:,.0f} images/s over {k} networks "
                       f"({rate / ours:.2f}x one network at a time)")
                 best[device.type] = max(best[device.type], rate)
-            cost = scoring_cost(images, labels, device, ours)
-            print(f"scoring [{device.type}] {cost['score_seconds_per_checkpoint']:.2f} s per checkpoint; 8 checkpoints "
-                  f"= {100 * cost['ratio']:.1f}% of training 10,000 iterations (target < 10%)")
-            if cost["ratio"] >= 0.10:
-                failures.append(f"scoring {100 * cost['ratio']:.1f}% >= 10% on {device.type}")
+            rate = scoring_rate(images, labels, device)
+            train_seconds = PAPER_ITERATIONS * BATCH / ours
+            for what, count in (("grid mean", grid["mean"]), ("largest run", grid["largest"]),
+                                ("test split only", 10_000)):
+                share = grid["checkpoints"] * count / rate / train_seconds
+                print(f"scoring [{device.type}] {rate:,.0f} images/s; {what}: {grid['checkpoints']} checkpoints x "
+                      f"{count:,.0f} images = {100 * share:.1f}% of training 10,000 iterations (target < 10%)")
+                if what == "grid mean" and share >= 0.10:
+                    failures.append(f"scoring {100 * share:.1f}% of training >= 10% on {device.type} (grid mean)")
             hours = PAPER_NETWORKS * PAPER_ITERATIONS * BATCH / best[device.type] / 3600
             print(f"projection [{device.type}] the MNIST paper grid at {best[device.type]:,.0f} images/s: "
                   f"{hours:,.1f} device-hours")

@@ -55,7 +55,7 @@ def test_index_files_are_deterministic_byte_for_byte(tmp_path):
     assert not np.array_equal(np.load(tmp_path / "a.npy"), other_seed)
 
 
-def test_profile_names_round_trip():
+def test_step_profiles_round_trip_through_their_names():
     for mu, rho in [(0.2, 10), (0.5, 2.5), (0.8, 5000)]:
         profile = imbalance.step(mu, rho)
         assert imbalance.parse_profile(profile.name) == profile

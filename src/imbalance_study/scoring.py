@@ -23,7 +23,7 @@ SCORE_COLUMNS = ("iteration", "split", "thresholded", "metric", "class", "group"
 SPLITS = ("test", "validation", "train")
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def log_probabilities(model: torch.nn.Module, inputs: torch.Tensor, batch_size: int = 2048) -> np.ndarray:
     """float64 log-probabilities of ``inputs`` (N, C, H, W) under ``model`` in eval mode."""
     model.eval()
@@ -189,6 +189,8 @@ def score_run(manifest: dict, dataset, imbalanced: np.ndarray, identity: dict, t
     minority = minority_mask(counts)
     model = models.build(manifest["spec"]["model"], dataset.n_classes, dataset.image_shape,
                          manifest["spec"].get("model_options")).to(torch_device)
+    if len(dataset.image_shape) > 1:  # images: channels-last, as in training (about 1.5x faster on CPU)
+        model = model.to(memory_format=torch.channels_last)
     evaluated = {}  # split -> (log-probabilities of a model, labels, expansion to the split as seen, rows)
     for split in splits:
         if split == "train":
@@ -205,8 +207,7 @@ def score_run(manifest: dict, dataset, imbalanced: np.ndarray, identity: dict, t
     if silhouette_per_class and dataset.kind != "image_folder":
         if "probe" not in cache:
             chosen = silhouette_subsample(dataset.test_labels, silhouette_per_class)
-            cache["probe"] = (models.to_input(torch.from_numpy(dataset.test_images[chosen])).to(torch_device),
-                              dataset.test_labels[chosen])
+            cache["probe"] = (_device_input(dataset.test_images[chosen], torch_device), dataset.test_labels[chosen])
         probe = cache["probe"]
     rows = []
     stored = {split: [] for split in store_splits if split in evaluated}
@@ -287,7 +288,6 @@ def _evaluator(dataset, split: str, rows: np.ndarray | None, device: torch.devic
     In-memory splits are moved to the device once; image folders are decoded batch by batch with
     the test-time transform (resize, centre crop), as they do not fit in memory.
     """
-    from . import models
 
     if dataset.kind == "image_folder":
         from .datasets import ImageFolderSubset
@@ -303,8 +303,18 @@ def _evaluator(dataset, split: str, rows: np.ndarray | None, device: torch.devic
 
         return evaluate
     images = getattr(dataset, f"{split}_images")
-    inputs = models.to_input(torch.from_numpy(images if rows is None else images[rows])).to(device)
-    return lambda model: log_probabilities(model, inputs)
+    inputs = _device_input(images if rows is None else images[rows], device)
+    # A CPU scores fastest in batches that stay in its caches (LeNet-5: about 1.5x faster at 256 than
+    # at 2,048); a GPU wants large batches, as each is a handful of kernel launches.
+    chunk = 256 if device.type == "cpu" else 4096
+    return lambda model: log_probabilities(model, inputs, batch_size=chunk)
+
+
+def _device_input(images: np.ndarray, device: torch.device) -> torch.Tensor:
+    from . import models
+
+    inputs = models.to_input(torch.from_numpy(images)).to(device)
+    return inputs.contiguous(memory_format=torch.channels_last) if inputs.ndim == 4 else inputs
 
 
 def write_rows(rows: list[dict], path) -> None:
