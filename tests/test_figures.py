@@ -300,3 +300,24 @@ def test_dynamics_draws_two_pages_of_group_curves(tmp_path, table):
 def test_dynamics_without_group_means_names_what_is_missing(tmp_path, table):
     with pytest.raises(figures.ScoreTableError, match="^dynamics: nothing to draw.*metric recall"):
         figures.FIGURES["dynamics"](table[table["metric"] != "recall"], tmp_path / "x.pdf")
+
+
+def test_generalisation_gap_per_group_on_a_hand_made_table():
+    """Two runs, two groups, two checkpoints: the gap is train minus test per run, group and
+    checkpoint; a checkpoint scored on one split only gives no gap."""
+    common = {"dataset": "digits", "profile": "step-mu0.2-rho100", "metric": "recall", "class": -1}
+    values = {  # (method, seed, group, iteration): (train, test)
+        ("baseline", 1, "minority", 100): (0.0, 0.0), ("baseline", 1, "minority", 1000): (1.0, 0.2),
+        ("baseline", 1, "majority", 100): (0.9, 0.85), ("baseline", 1, "majority", 1000): (1.0, 0.98),
+        ("over", 1, "minority", 1000): (1.0, 0.6),
+    }
+    rows = [{**common, "method": method, "variant": method, "seed": seed, "group": group, "iteration": iteration,
+             "split": split, "value": value}
+            for (method, seed, group, iteration), pair in values.items() for split, value in zip(("train", "test"), pair)]
+    rows.append({**common, "method": "over", "variant": "over", "seed": 1, "group": "majority", "iteration": 1000,
+                 "split": "train", "value": 1.0})  # no test row: no gap
+    gap = figures.generalisation_gap(pd.DataFrame(rows))
+    got = {(r.method, r.group, r.iteration): round(r.value, 10) for r in gap.itertuples()}
+    assert got == {("baseline", "minority", 100): 0.0, ("baseline", "minority", 1000): 0.8,
+                   ("baseline", "majority", 100): 0.05, ("baseline", "majority", 1000): 0.02,
+                   ("over", "minority", 1000): 0.4}

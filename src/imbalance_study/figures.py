@@ -688,6 +688,17 @@ def _iteration_axis(axis, iterations) -> None:
         axis.set_xlabel("Iteration")
 
 
+def generalisation_gap(recall: pd.DataFrame) -> pd.DataFrame:
+    """Per run, class group and checkpoint: train recall minus test recall (``value``), beside
+    ``train`` and ``test``, from group-mean recall rows (class -1) of both splits; a run, group and
+    checkpoint scored on one split only is left out."""
+    run_keys = ["dataset", "profile", "method", "variant", "seed", "group", "iteration"]
+    by_split = recall.pivot_table(index=run_keys, columns="split", values="value").dropna(subset=["train", "test"])
+    by_split = by_split.reset_index()
+    by_split["value"] = by_split["train"] - by_split["test"]
+    return by_split
+
+
 @_takes_settings("dynamics")
 def plot_dynamics(table: pd.DataFrame, path: str | Path, *, profile: str | None = None, methods=None,
                   datasets=None) -> None:
@@ -707,10 +718,7 @@ def plot_dynamics(table: pd.DataFrame, path: str | Path, *, profile: str | None 
     for split in ("train", "test"):
         _keep(recall, "dynamics", lambda r: r["split"] == split, f"split {split}", "split")
     summary = summarize(recall, ["dataset", "method", "split", "group", "iteration"])
-    run_keys = ["dataset", "method", "variant", "seed", "group", "iteration"]
-    by_split = recall.pivot_table(index=run_keys, columns="split", values="value").dropna().reset_index()
-    by_split["value"] = by_split["train"] - by_split["test"]
-    gap = summarize(by_split, ["dataset", "method", "group", "iteration"])
+    gap = summarize(generalisation_gap(recall), ["dataset", "method", "group", "iteration"])
     silhouette = normalize_scores(table, "dynamics")
     silhouette = silhouette[(silhouette["metric"] == "silhouette") & (silhouette["profile"] == profile)
                             & silhouette["selected"] & silhouette["method"].isin(summary["method"].unique())
