@@ -337,6 +337,7 @@ def train(spec: RunSpec, images: np.ndarray | None, labels: np.ndarray, indices:
         "trained_layers": list(model.output_layers) if phase_one is not None else "all",
         "epochs_started": shuffler.epoch + 1,
         "train_seconds": round(seconds, 3),
+        "engine": {"name": "one_at_a_time", "networks_at_once": 1},
         "device": str(torch_device),
         "checkpoints": [{"iteration": c, "path": str(checkpoint_path(run_dir, c)),
                          "sha256": file_sha256(checkpoint_path(run_dir, c))} for c in sorted(checkpoints)],
