@@ -34,8 +34,8 @@ from torch.func import functional_call, stack_module_state, vmap
 from . import models
 from .atomic import TEMPORARY_PREFIX, write_json
 from .training import (EpochShuffler, RunSpec, _load_resume_state, _save, autocast, checkpoint_path, file_sha256,
-                       finished_manifest, load_checkpoint, make_optimizer, resolve_device, run_fingerprint,
-                       software_versions)
+                       finished_manifest, load_checkpoint, make_optimizer, resolve_device, restore_rng_states,
+                       rng_states, run_fingerprint, software_versions)
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +168,7 @@ def _train_group(members: list[_Member], batches, device: torch.device, log_ever
         for name, parameter in zip(trainable_names, trainable):
             optimizer.state[parameter][key] = torch.stack([m.velocity[name] for m in members]).to(device)
     if members[0].torch_rng is not None:
-        torch.set_rng_state(members[0].torch_rng)
+        restore_rng_states(members[0].torch_rng, device)
 
     def save_states(iteration: int, seconds: float, checkpoint: bool) -> None:
         for position, member in enumerate(members):
@@ -180,7 +180,7 @@ def _train_group(members: list[_Member], batches, device: torch.device, log_ever
                         for name, parameter in zip(trainable_names, trainable) if key in optimizer.state[parameter]}
             _save({"engine": ENGINE, "fingerprint": member.fingerprint, "iteration": iteration,
                    "seconds": seconds + member.seconds, "model": state, "velocity": velocity,
-                   "shuffler": member.shuffler.state_dict(), "torch_rng": torch.get_rng_state()},
+                   "shuffler": member.shuffler.state_dict(), "torch_rng": rng_states(device)},
                   member.run.run_dir / "resume.pt")
 
     checkpoints = set(protocol.checkpoints)

@@ -156,6 +156,23 @@ def autocast(device: torch.device, precision: str):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
+def rng_states(device: torch.device) -> dict:
+    """PyTorch's random generators a run draws from (dropout, initialisation): the CPU's, and the
+    GPU's when it trains on one, so that a resumed run draws what an uninterrupted one would."""
+    states = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        states["cuda"] = torch.cuda.get_rng_state(device)
+    return states
+
+
+def restore_rng_states(states, device: torch.device) -> None:
+    if isinstance(states, torch.Tensor):  # resume states written before the GPU's was kept
+        states = {"cpu": states}
+    torch.set_rng_state(states["cpu"])
+    if device.type == "cuda" and "cuda" in states:
+        torch.cuda.set_rng_state(states["cuda"], device)
+
+
 def run_fingerprint(spec: RunSpec, extra: dict) -> str:
     """A run's identity: its settings and inputs (index file, dataset, first phase)."""
     return hashlib.sha256(json.dumps({"spec": spec.to_dict(), **extra}, sort_keys=True).encode()).hexdigest()
@@ -288,7 +305,7 @@ def train(spec: RunSpec, images: np.ndarray | None, labels: np.ndarray, indices:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         shuffler.load_state_dict(state["shuffler"])
-        torch.set_rng_state(state["torch_rng"])
+        restore_rng_states(state["torch_rng"], torch_device)
         iteration, seconds = state["iteration"], state["seconds"]
         log.info("resuming %s at iteration %d of %d", run_dir, iteration, protocol.iterations)
     else:
@@ -298,7 +315,7 @@ def train(spec: RunSpec, images: np.ndarray | None, labels: np.ndarray, indices:
     def save_resume_state():
         _save({"fingerprint": fingerprint, "iteration": iteration, "seconds": seconds,
                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-               "shuffler": shuffler.state_dict(), "torch_rng": torch.get_rng_state()}, resume_path)
+               "shuffler": shuffler.state_dict(), "torch_rng": rng_states(torch_device)}, resume_path)
 
     checkpoints = set(protocol.checkpoints)
     model.train()
