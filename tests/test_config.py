@@ -119,3 +119,17 @@ def test_the_validator_knows_every_model_without_importing_torch():
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                             env={"PYTHONPATH": str(REPO / "src")}, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_a_two_phase_method_needs_the_learning_rates_its_first_phase_trains():
+    config = broken("methods.over", {"sampler": "over", "train": {"lr_search": {"values": [0.1, 0.01],
+                                                                                "select_on": "test"}}})
+    config["study"]["methods"].append("twophase")
+    with pytest.raises(study.ConfigError, match=r"methods.twophase.two_phase.from: 'twophase' starts from runs "
+                                                r"\['over'\] on dataset 'digits', which 'over' does not train"):
+        study.validate(config, SCHEMA)
+    # The same search on both (through the shared protocol) is fine: over-lr0.1 -> twophase-lr0.1.
+    config = broken("protocols.digits.lr_search", {"values": [0.1, 0.01], "select_on": "test"})
+    config["study"]["methods"].append("twophase")
+    study.validate(config, SCHEMA)
+    assert {bundle.after for bundle in study.bundles(config) if bundle.after}

@@ -95,21 +95,23 @@ def test_runs_resumed_at_different_iterations_are_trained_in_groups(tmp_path, mo
     run_specs = specs(iterations=40, checkpoints=[40], resume_every=10)
     indices = index_sets(len(run_specs), tiny_data()[1])
     reference = at_once(tmp_path / "reference", run_specs, indices)
-    # Interrupt the first two runs after 20 iterations, by failing the save after that point.
-    original = stacked._save
+    # Kill a bundle of the first two runs when it starts saving iteration 30: both stay at 20.
+    original = stacked.atomic_path
     calls = {"count": 0}
 
-    def failing_save(payload, path):
-        original(payload, path)
-        if payload.get("iteration") == 20 and path.name == "resume.pt":
-            calls["count"] += 1
-            if calls["count"] == 2:
-                raise KeyboardInterrupt
+    def dying_atomic_path(path):
+        calls["count"] += 1
+        if calls["count"] == 5:  # two resume states at 10, two at 20, then the first at 30
+            raise KeyboardInterrupt
+        return original(path)
 
-    monkeypatch.setattr(stacked, "_save", failing_save)
+    monkeypatch.setattr(stacked, "atomic_path", dying_atomic_path)
     with pytest.raises(KeyboardInterrupt):
         at_once(tmp_path / "resumed", run_specs[:2], indices[:2])
-    monkeypatch.setattr(stacked, "_save", original)
+    monkeypatch.setattr(stacked, "atomic_path", original)
+    for position in (0, 1):
+        resume = tmp_path / "resumed" / f"stacked{position}" / "resume.pt"
+        assert torch.load(resume, weights_only=False)["iteration"] == 20
     images, labels = tiny_data()
     runs = [stacked.StackedRun(spec, indices[position], tmp_path / "resumed" / f"stacked{position}",
                                tmp_path / "resumed" / f"stacked{position}" / "run.json", {})
@@ -136,3 +138,47 @@ def test_engine_choice():
     assert bundles.choose_engine("never", cuda, small, in_memory=True) == "one_at_a_time"
     assert bundles.choose_engine("always", cuda, with_batch_norm, in_memory=True) == "one_at_a_time"
     assert bundles.choose_engine("always", cuda, small, in_memory=False) == "one_at_a_time"
+
+
+def interrupted_at_once(tmp_path, monkeypatch, run_specs, indices, failing_call):
+    """Train stacked, killed (KeyboardInterrupt) when the ``failing_call``-th file starts being written."""
+    original = stacked.atomic_path
+    calls = {"count": 0}
+
+    def dying_atomic_path(path):
+        calls["count"] += 1
+        if calls["count"] == failing_call:
+            raise KeyboardInterrupt
+        return original(path)
+
+    monkeypatch.setattr(stacked, "atomic_path", dying_atomic_path)
+    with pytest.raises(KeyboardInterrupt):
+        at_once(tmp_path, run_specs, indices)
+    monkeypatch.setattr(stacked, "atomic_path", original)
+
+
+def test_a_resume_state_of_the_other_engine_starts_the_run_afresh(tmp_path, monkeypatch):
+    """A stacked job killed on a GPU node and retried one at a time (say, on a CPU) trains the run
+    from the start instead of failing on a state it cannot read."""
+    run_specs = specs(seeds=(1,), methods=("baseline",), iterations=40, checkpoints=[40], resume_every=10)
+    indices = index_sets(1, tiny_data()[1])
+    interrupted_at_once(tmp_path, monkeypatch, run_specs, indices, failing_call=3)
+    assert torch.load(tmp_path / "stacked0" / "resume.pt", weights_only=False)["engine"] == "stacked"
+    images, labels = tiny_data()
+    retried = training.train(run_specs[0], images, labels, indices[0], tmp_path / "stacked0",
+                             tmp_path / "stacked0" / "run.json", {})
+    fresh = one_at_a_time(tmp_path / "fresh", run_specs, indices)[0]
+    for name, tensor in last_weights(fresh).items():
+        assert torch.equal(last_weights(retried)[name], tensor)
+
+
+def test_resuming_without_momentum_state_works(tmp_path, monkeypatch):
+    """PyTorch's SGD keeps no momentum buffer at momentum 0: a resumed stacked run has none to restore."""
+    run_specs = specs(iterations=40, checkpoints=[40], resume_every=10, momentum_form="pytorch", momentum=0.0)
+    indices = index_sets(len(run_specs), tiny_data()[1])
+    reference = at_once(tmp_path / "reference", run_specs, indices)
+    interrupted_at_once(tmp_path / "resumed", monkeypatch, run_specs, indices, failing_call=9)
+    resumed = at_once(tmp_path / "resumed", run_specs, indices)
+    for expected, got in zip(reference, resumed):
+        for name, tensor in last_weights(expected).items():
+            torch.testing.assert_close(last_weights(got)[name], tensor, rtol=1e-4, atol=1e-5)

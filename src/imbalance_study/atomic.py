@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -41,3 +42,11 @@ def write_npy(path: str | os.PathLike, array: np.ndarray) -> None:
     with atomic_path(path) as temporary:
         with open(temporary, "wb") as handle:
             np.save(handle, array, allow_pickle=False)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -6,9 +6,9 @@ trains them, stacked (``stacked``, K networks per step) or one after another (``
 and scores them (``scoring.score_run``). Every run keeps its own directory (checkpoints, run.json,
 predictions.h5); the job's declared outputs are the bundle's score table and its list of runs.
 
-Engine ``stack: auto`` stacks on CUDA, where small networks are bound by kernel launches and K
-networks cost little more than one; on a CPU, one network at a time in channels-last layout is
-faster (scripts/benchmark.py measures both). ``always`` and ``never`` force the choice; models with
+Engine ``stack: auto`` stacks on CUDA, where small networks should be bound by kernel launches, so
+that K networks cost little more than one (not yet measured on a GPU); on a CPU, one network at a
+time in channels-last layout is faster (scripts/benchmark.py measures both). ``always`` and ``never`` force the choice; models with
 batch normalisation always train one at a time.
 """
 
@@ -95,10 +95,11 @@ def run_bundle(config: dict, dataset_name: str, profile: str, members: list[dict
                                                                        torch_device), dataset.n_classes, device)
     else:
         manifests = []
+        # The pool goes to the device once for all the job's runs; image folders are decoded per batch.
+        pool = training.TensorBatches(dataset.train_images, dataset.train_labels, torch_device) if in_memory else None
         for run in runs:
-            batches = None
-            if not in_memory:  # too large for memory: decoded per batch
-                batches = training.ImageFolderBatches(dataset, run.spec.init_seed(), torch_device, threads=max(1, threads))
+            batches = pool or training.ImageFolderBatches(dataset, run.spec.init_seed(), torch_device,
+                                                          threads=max(1, threads))
             manifests.append(training.train(run.spec, dataset.train_images, dataset.train_labels, run.indices,
                                             batches=batches, run_dir=run.run_dir, manifest_path=run.manifest_path,
                                             fingerprint_extra=run.fingerprint_extra, device=device,

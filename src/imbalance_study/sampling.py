@@ -86,9 +86,7 @@ def write_index_files(pool_labels: np.ndarray, profile_name: str, cap: int, seed
     """Every index file of one imbalanced profile: per seed, the imbalanced set and each sampled
     version named in ``index_names``, written to ``path_of(seed, name)``. Returns their manifest:
     per seed and name, the path, its sha256 and the class counts."""
-    import hashlib
-
-    from .atomic import write_npy
+    from .atomic import file_sha256, write_npy
     from .imbalance import class_counts_of, imbalanced_indices, parse_profile
 
     profile = parse_profile(profile_name)
@@ -102,6 +100,6 @@ def write_index_files(pool_labels: np.ndarray, profile_name: str, cap: int, seed
             path = path_of(seed, name)
             write_npy(path, indices)
             manifest.setdefault(str(seed), {})[name] = {
-                "path": str(path), "sha256": hashlib.sha256(open(path, "rb").read()).hexdigest(),
+                "path": str(path), "sha256": file_sha256(path),
                 "class_counts": class_counts_of(indices, pool_labels, n_classes).tolist()}
     return manifest

@@ -13,13 +13,17 @@ Each run keeps its own files, in the format of ``training.train``: checkpoints, 
 already matches its settings is not trained again. Runs whose resume states stand at different
 iterations (a bundle of other runs was killed before) are trained in groups, one group per iteration.
 
-Small networks on a GPU are bound by kernel launches, not arithmetic; one stacked step launches the
-kernels of one network for all K. Models with batch normalisation (ResNet-10) keep running statistics
+Small networks on a GPU should be bound by kernel launches, not arithmetic; one stacked step
+launches the kernels of one network for all K (scripts/benchmark.py measures it where a GPU is).
+Dropout masks are drawn for the whole stack, so a run's masks depend on the runs beside it.
+A group's resume states are all written before any is renamed into place, so a kill leaves them at
+one iteration (short of the instant of the renames). Models with batch normalisation (ResNet-10) keep running statistics
 that ``vmap`` cannot update in place: they go through ``training.train`` one run at a time.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import time
@@ -32,10 +36,10 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from . import models
-from .atomic import TEMPORARY_PREFIX, write_json
-from .training import (EpochShuffler, RunSpec, _load_resume_state, _save, autocast, checkpoint_path, file_sha256,
-                       finished_manifest, load_checkpoint, make_optimizer, resolve_device, restore_rng_states,
-                       rng_states, run_fingerprint, software_versions)
+from .atomic import atomic_path
+from .training import (EpochShuffler, RunSpec, autocast, checkpoint_path, effective_extra, finished_manifest,
+                       load_checkpoint, make_optimizer, resolve_device, restore_rng_states, rng_states,
+                       run_fingerprint, start_run, write_run_manifest)
 
 log = logging.getLogger(__name__)
 
@@ -73,20 +77,12 @@ def _momentum_key(protocol) -> str:
 def _prepare(run: StackedRun, n_classes: int, input_shape: tuple) -> _Member:
     torch.manual_seed(run.spec.init_seed())  # the same initial weights as training.train gives
     model = models.build(run.spec.model, n_classes, input_shape, run.spec.model_options)
-    extra = run.fingerprint_extra
     if run.phase_one is not None:
         load_checkpoint(run.phase_one["checkpoints"][-1], model, run.phase_one["fingerprint"])
-        extra = {**extra, "phase_one_fingerprint": run.phase_one["fingerprint"]}
+    extra = effective_extra(run.fingerprint_extra, run.phase_one)
     member = _Member(run, model, run_fingerprint(run.spec, extra), extra)
-    for half_written in run.run_dir.rglob(f"{TEMPORARY_PREFIX}*"):  # left by a job killed while writing
-        half_written.unlink()
-    state = _load_resume_state(run.run_dir / "resume.pt", member.fingerprint)
-    if state is not None and state.get("engine") != ENGINE:
-        log.info("resume state of %s was written by another engine; starting afresh", run.run_dir)
-        state = None
+    state = start_run(run.run_dir, member.fingerprint, ENGINE)
     if state is None:
-        for stale in (run.run_dir / "checkpoints").glob("iter*.pt"):  # left by a run with other settings
-            stale.unlink()
         return member
     model.load_state_dict(state["model"])
     member.shuffler.load_state_dict(state["shuffler"])
@@ -97,9 +93,7 @@ def _prepare(run: StackedRun, n_classes: int, input_shape: tuple) -> _Member:
 
 
 def _finished(run: StackedRun) -> dict | None:
-    extra = run.fingerprint_extra
-    if run.phase_one is not None:
-        extra = {**extra, "phase_one_fingerprint": run.phase_one["fingerprint"]}
+    extra = effective_extra(run.fingerprint_extra, run.phase_one)
     return finished_manifest(run.manifest_path, run_fingerprint(run.spec, extra))
 
 
@@ -164,24 +158,30 @@ def _train_group(members: list[_Member], batches, device: torch.device, log_ever
     trainable = [parameters[name] for name in trainable_names]
     optimizer = make_optimizer(protocol, trainable)
     key = _momentum_key(protocol)
-    if members[0].velocity is not None:
+    # No momentum kept yet (a fresh start, or momentum 0 in PyTorch's form, which keeps none): nothing to restore.
+    if all(member.velocity for member in members):
         for name, parameter in zip(trainable_names, trainable):
-            optimizer.state[parameter][key] = torch.stack([m.velocity[name] for m in members]).to(device)
+            if all(name in member.velocity for member in members):
+                optimizer.state[parameter][key] = torch.stack([m.velocity[name] for m in members]).to(device)
     if members[0].torch_rng is not None:
         restore_rng_states(members[0].torch_rng, device)
 
     def save_states(iteration: int, seconds: float, checkpoint: bool) -> None:
-        for position, member in enumerate(members):
-            state = {name: tensor[position].detach().clone().cpu() for name, tensor in {**parameters, **buffers}.items()}
-            if checkpoint:
-                _save({"fingerprint": member.fingerprint, "iteration": iteration, "model": state},
-                      checkpoint_path(member.run.run_dir, iteration))
-            velocity = {name: optimizer.state[parameter][key][position].detach().clone().cpu()
-                        for name, parameter in zip(trainable_names, trainable) if key in optimizer.state[parameter]}
-            _save({"engine": ENGINE, "fingerprint": member.fingerprint, "iteration": iteration,
-                   "seconds": seconds + member.seconds, "model": state, "velocity": velocity,
-                   "shuffler": member.shuffler.state_dict(), "torch_rng": rng_states(device)},
-                  member.run.run_dir / "resume.pt")
+        # Every file is written under a temporary name first and all are renamed together at the
+        # end, so that a kill almost never leaves the group's runs at different iterations.
+        with contextlib.ExitStack() as renames:
+            for position, member in enumerate(members):
+                state = {name: tensor[position].detach().clone().cpu()
+                         for name, tensor in {**parameters, **buffers}.items()}
+                if checkpoint:
+                    temporary = renames.enter_context(atomic_path(checkpoint_path(member.run.run_dir, iteration)))
+                    torch.save({"fingerprint": member.fingerprint, "iteration": iteration, "model": state}, temporary)
+                velocity = {name: optimizer.state[parameter][key][position].detach().clone().cpu()
+                            for name, parameter in zip(trainable_names, trainable) if key in optimizer.state[parameter]}
+                temporary = renames.enter_context(atomic_path(member.run.run_dir / "resume.pt"))
+                torch.save({"engine": ENGINE, "fingerprint": member.fingerprint, "iteration": iteration,
+                            "seconds": seconds + member.seconds, "model": state, "velocity": velocity,
+                            "shuffler": member.shuffler.state_dict(), "torch_rng": rng_states(device)}, temporary)
 
     checkpoints = set(protocol.checkpoints)
     iteration = members[0].iteration
@@ -221,22 +221,10 @@ def _train_group(members: list[_Member], batches, device: torch.device, log_ever
 
 
 def _write_manifest(member: _Member, device: torch.device, bundle_size: int) -> dict:
-    run, protocol = member.run, member.run.spec.protocol
-    manifest = {
-        "fingerprint": member.fingerprint,
-        "spec": run.spec.to_dict(),
-        "inputs": member.extra,
-        "training_examples": int(len(run.indices)),
-        "trained_layers": list(member.model.output_layers) if run.phase_one is not None else "all",
-        "epochs_started": member.shuffler.epoch + 1,
-        # The time of the whole stacked group: its networks trained together.
-        "train_seconds": round(member.seconds, 3),
-        "engine": {"name": ENGINE, "networks_at_once": bundle_size},
-        "device": str(device),
-        "checkpoints": [{"iteration": c, "path": str(checkpoint_path(run.run_dir, c)),
-                         "sha256": file_sha256(checkpoint_path(run.run_dir, c))} for c in sorted(protocol.checkpoints)],
-        "software": software_versions(),
-    }
-    write_json(run.manifest_path, manifest)
-    (run.run_dir / "resume.pt").unlink(missing_ok=True)
-    return manifest
+    run = member.run
+    # train_seconds: the time of the whole stacked group, whose networks trained together.
+    return write_run_manifest(run.spec, member.fingerprint, member.extra, run.run_dir, run.manifest_path,
+                              training_examples=len(run.indices),
+                              trained_layers=list(member.model.output_layers) if run.phase_one is not None else "all",
+                              epochs_started=member.shuffler.epoch + 1, train_seconds=member.seconds,
+                              engine={"name": ENGINE, "networks_at_once": bundle_size}, device=device)

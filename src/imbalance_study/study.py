@@ -205,6 +205,8 @@ def _method_errors(config: dict) -> list[str]:
             if settings.get("sampler", "none") != "none":
                 problems.append(f"methods.{name}.sampler: a two-phase method fine-tunes on the imbalanced set; "
                                 f"set the sampler on '{source}' instead")
+            if source in methods and name in study["methods"]:
+                problems.extend(_phase_one_lr_errors(config, name, source))
     for dataset in (d for d in study["datasets"] if d in config["datasets"]):
         spec = config["datasets"][dataset]
         if spec["protocol"] not in config["protocols"]:
@@ -215,6 +217,22 @@ def _method_errors(config: dict) -> list[str]:
                 problems.append(f"datasets.{dataset}.validation_per_class: the learning-rate search of method "
                                 f"'{method}' selects on a validation split; set validation_per_class > 0 "
                                 f"or select_on: test")
+    return problems
+
+
+def _phase_one_lr_errors(config: dict, name: str, source: str) -> list[str]:
+    """Each learning rate a two-phase method searches must be one its first phase trains."""
+    problems = []
+    for dataset in (d for d in config["study"]["datasets"] if d in config["datasets"]):
+        if config["datasets"][dataset]["protocol"] not in config["protocols"]:
+            continue
+        trained = set(method_variants(config, dataset, source))
+        needed = [phase_one_method(config, variant) for variant in method_variants(config, dataset, name)]
+        missing = [variant for variant in needed if variant not in trained]
+        if missing:
+            problems.append(f"methods.{name}.two_phase.from: '{name}' starts from runs {missing} on dataset "
+                            f"'{dataset}', which '{source}' does not train ({sorted(trained)}); give both "
+                            f"methods the same lr_search")
     return problems
 
 

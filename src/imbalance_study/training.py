@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from . import models
-from .atomic import TEMPORARY_PREFIX, atomic_path, write_json
+from .atomic import TEMPORARY_PREFIX, atomic_path, file_sha256, write_json  # noqa: F401  (file_sha256 re-exported)
 from .imbalance import stable_hash
 from .protocol import LR_POLICIES, MOMENTUM_FORMS, Protocol, checkpoint_iterations  # noqa: F401  (re-exported)
 
@@ -130,14 +130,6 @@ class RunSpec:
         return settings
 
 
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def resolve_device(name: str = "auto") -> torch.device:
     """The device to train on; on CUDA, also let cuDNN pick its fastest kernels and use TF32 matmuls
     (10-bit mantissa products, fp32 accumulation: the README says how to turn both off)."""
@@ -199,6 +191,56 @@ def _load_resume_state(path: Path, fingerprint: str) -> dict | None:
         log.info("resume state %s belongs to other settings; starting afresh", path)
         return None
     return state
+
+
+ONE_AT_A_TIME = "one_at_a_time"
+
+
+def effective_extra(extra: dict, phase_one: dict | None) -> dict:
+    """A run's inputs for its fingerprint: a second phase also depends on its first phase."""
+    return extra if phase_one is None else {**extra, "phase_one_fingerprint": phase_one["fingerprint"]}
+
+
+def start_run(run_dir: Path, fingerprint: str, engine: str) -> dict | None:
+    """Clear what a killed job left half-written and return the run's resume state, when it exists,
+    matches the fingerprint and was written by ``engine`` (the engines keep momentum and random
+    state differently). Without one, checkpoints of earlier settings are removed: the run starts
+    afresh."""
+    for half_written in run_dir.rglob(f"{TEMPORARY_PREFIX}*"):
+        half_written.unlink()
+    state = _load_resume_state(run_dir / "resume.pt", fingerprint)
+    if state is not None and state.get("engine", ONE_AT_A_TIME) != engine:
+        log.info("resume state of %s was written by the %s engine, not %s; starting afresh", run_dir,
+                 state.get("engine", ONE_AT_A_TIME), engine)
+        state = None
+    if state is None:
+        for stale in (run_dir / "checkpoints").glob("iter*.pt"):
+            stale.unlink()
+    return state
+
+
+def write_run_manifest(spec: RunSpec, fingerprint: str, extra: dict, run_dir: Path, manifest_path, *,
+                       training_examples: int, trained_layers, epochs_started: int, train_seconds: float,
+                       engine: dict, device: torch.device) -> dict:
+    """Write run.json, the sign that a run is complete, then drop its resume state (it would double
+    the run's disk use)."""
+    manifest = {
+        "fingerprint": fingerprint,
+        "spec": spec.to_dict(),
+        "inputs": extra,
+        "training_examples": int(training_examples),
+        "trained_layers": trained_layers,
+        "epochs_started": epochs_started,
+        "train_seconds": round(train_seconds, 3),
+        "engine": engine,
+        "device": str(device),
+        "checkpoints": [{"iteration": c, "path": str(checkpoint_path(run_dir, c)),
+                         "sha256": file_sha256(checkpoint_path(run_dir, c))} for c in sorted(spec.protocol.checkpoints)],
+        "software": software_versions(),
+    }
+    write_json(manifest_path, manifest)
+    (run_dir / "resume.pt").unlink(missing_ok=True)
+    return manifest
 
 
 def freeze_all_but(model: nn.Module, layer_names: tuple[str, ...]) -> list[nn.Parameter]:
@@ -287,7 +329,7 @@ def train(spec: RunSpec, images: np.ndarray | None, labels: np.ndarray, indices:
     if phase_one is not None:
         load_checkpoint(phase_one["checkpoints"][-1], model, phase_one["fingerprint"])
         parameters = freeze_all_but(model, model.output_layers)
-        fingerprint_extra = {**fingerprint_extra, "phase_one_fingerprint": phase_one["fingerprint"]}
+    fingerprint_extra = effective_extra(fingerprint_extra, phase_one)
     fingerprint = run_fingerprint(spec, fingerprint_extra)
     finished = finished_manifest(manifest_path, fingerprint)
     if finished is not None:  # a job that trained it was killed later, while scoring
@@ -296,10 +338,8 @@ def train(spec: RunSpec, images: np.ndarray | None, labels: np.ndarray, indices:
     optimizer = make_optimizer(protocol, parameters)
     shuffler = EpochShuffler(indices, spec.data_rng())
 
-    for half_written in run_dir.rglob(f"{TEMPORARY_PREFIX}*"):  # left by a job killed while writing
-        half_written.unlink()
     resume_path = run_dir / "resume.pt"
-    state = _load_resume_state(resume_path, fingerprint)
+    state = start_run(run_dir, fingerprint, ONE_AT_A_TIME)
     iteration, seconds = 0, 0.0
     if state is not None:
         model.load_state_dict(state["model"])
@@ -308,12 +348,9 @@ def train(spec: RunSpec, images: np.ndarray | None, labels: np.ndarray, indices:
         restore_rng_states(state["torch_rng"], torch_device)
         iteration, seconds = state["iteration"], state["seconds"]
         log.info("resuming %s at iteration %d of %d", run_dir, iteration, protocol.iterations)
-    else:
-        for stale in (run_dir / "checkpoints").glob("iter*.pt"):  # left by a run with other settings
-            stale.unlink()
 
     def save_resume_state():
-        _save({"fingerprint": fingerprint, "iteration": iteration, "seconds": seconds,
+        _save({"engine": ONE_AT_A_TIME, "fingerprint": fingerprint, "iteration": iteration, "seconds": seconds,
                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                "shuffler": shuffler.state_dict(), "torch_rng": rng_states(torch_device)}, resume_path)
 
@@ -346,28 +383,16 @@ def train(spec: RunSpec, images: np.ndarray | None, labels: np.ndarray, indices:
             seconds, started = seconds + now - started, now
             save_resume_state()
 
-    manifest = {
-        "fingerprint": fingerprint,
-        "spec": spec.to_dict(),
-        "inputs": fingerprint_extra,
-        "training_examples": int(len(indices)),
-        "trained_layers": list(model.output_layers) if phase_one is not None else "all",
-        "epochs_started": shuffler.epoch + 1,
-        "train_seconds": round(seconds, 3),
-        "engine": {"name": "one_at_a_time", "networks_at_once": 1},
-        "device": str(torch_device),
-        "checkpoints": [{"iteration": c, "path": str(checkpoint_path(run_dir, c)),
-                         "sha256": file_sha256(checkpoint_path(run_dir, c))} for c in sorted(checkpoints)],
-        "software": software_versions(),
-    }
-    write_json(manifest_path, manifest)
-    # The finished run needs no resume state; it would double the run's disk use.
-    resume_path.unlink(missing_ok=True)
-    return manifest
+    return write_run_manifest(spec, fingerprint, fingerprint_extra, run_dir, manifest_path,
+                              training_examples=len(indices),
+                              trained_layers=list(model.output_layers) if phase_one is not None else "all",
+                              epochs_started=shuffler.epoch + 1, train_seconds=seconds,
+                              engine={"name": ONE_AT_A_TIME, "networks_at_once": 1}, device=torch_device)
 
 
 def finished_manifest(manifest_path: str | Path, fingerprint: str) -> dict | None:
-    """The manifest of a finished run with this fingerprint whose checkpoints are all there, else None."""
+    """The manifest of a finished run with this fingerprint whose checkpoints are all there, unaltered
+    (sha256), else None."""
     manifest_path = Path(manifest_path)
     if not manifest_path.exists():
         return None
@@ -377,8 +402,9 @@ def finished_manifest(manifest_path: str | Path, fingerprint: str) -> dict | Non
         return None
     if manifest.get("fingerprint") != fingerprint:
         return None
-    if not all(Path(entry["path"]).exists() for entry in manifest.get("checkpoints", [])):
-        return None
+    for entry in manifest.get("checkpoints", []):
+        if not Path(entry["path"]).exists() or file_sha256(entry["path"]) != entry["sha256"]:
+            return None
     return manifest
 
 
