@@ -97,6 +97,13 @@ def figure_runs(name):
     return study.figure_runs(config, name, RUNS)
 
 
+def figure_profile(wildcards):
+    """The one profile fig8 and dynamics draw (named in their settings, else the default); None for others."""
+    if wildcards.figure not in ("fig8", "dynamics"):
+        return None
+    return figure_settings(wildcards.figure).get("profile") or study.fig8_default_profile(config)
+
+
 def figure_run_keys(wildcards):
     return [(run.dataset, run.profile, run.seed, run.method) for run in figure_runs(wildcards.figure)]
 

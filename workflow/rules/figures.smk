@@ -31,6 +31,7 @@ rule figure:
         figure=lambda wildcards: wildcards.figure,
         settings=lambda wildcards: figure_settings(wildcards.figure),
         runs=figure_run_keys,
+        profile=figure_profile,
     log:
         "logs/figures/{figure}.log",
     conda:
@@ -61,6 +62,7 @@ rule table4:
         figure=lambda wildcards: wildcards.figure,
         settings=lambda wildcards: figure_settings(wildcards.figure),
         runs=figure_run_keys,
+        profile=figure_profile,
     log:
         "logs/figures/{figure}.log",
     conda:
