@@ -39,7 +39,7 @@ from . import models
 from .atomic import atomic_path
 from .training import (EpochShuffler, RunSpec, autocast, checkpoint_path, effective_extra, finished_manifest,
                        load_checkpoint, make_optimizer, resolve_device, restore_rng_states, rng_states,
-                       run_fingerprint, start_run, write_run_manifest)
+                       run_fingerprint, save_points, start_run, write_run_manifest)
 
 log = logging.getLogger(__name__)
 
@@ -185,10 +185,8 @@ def _train_group(members: list[_Member], batches, device: torch.device, log_ever
 
     checkpoints = set(protocol.checkpoints)
     iteration = members[0].iteration
-    # Stops where something is written or logged: between them, batch indices are drawn ahead and
-    # copied to the device in one piece, so a step never waits on the host.
-    stops = sorted(checkpoints | set(range(protocol.resume_every, protocol.iterations + 1, protocol.resume_every))
-                   | set(range(log_every, protocol.iterations + 1, log_every)) | {protocol.iterations})
+    # Between two save points, batch indices are drawn ahead and copied to the device in one piece.
+    stops = save_points(protocol, log_every)
     if two_phase:
         log.info("second phase: training %s of %d networks", ", ".join(trainable_names), len(members))
     elapsed, started = 0.0, time.perf_counter()

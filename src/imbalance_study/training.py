@@ -196,6 +196,14 @@ def _load_resume_state(path: Path, fingerprint: str) -> dict | None:
 ONE_AT_A_TIME = "one_at_a_time"
 
 
+def save_points(protocol: Protocol, log_every: int) -> list[int]:
+    """Iterations after which training writes (checkpoints, resume state) or logs. Between two of
+    them nothing is read back from the device, so a GPU never waits on the host."""
+    every = set(range(protocol.resume_every, protocol.iterations + 1, protocol.resume_every))
+    every |= set(range(log_every, protocol.iterations + 1, log_every))
+    return sorted(every | set(protocol.checkpoints) | {protocol.iterations})
+
+
 def effective_extra(extra: dict, phase_one: dict | None) -> dict:
     """A run's inputs for its fingerprint: a second phase also depends on its first phase."""
     return extra if phase_one is None else {**extra, "phase_one_fingerprint": phase_one["fingerprint"]}
@@ -362,16 +370,25 @@ def train(spec: RunSpec, images: np.ndarray | None, labels: np.ndarray, indices:
             if isinstance(module, nn.modules.batchnorm._BatchNorm):
                 module.eval()
     started = time.perf_counter()
+    stops = save_points(protocol, log_every)
     while iteration < protocol.iterations:
-        inputs, targets = batches(shuffler.next_batch(protocol.batch_size), iteration)
-        for group in optimizer.param_groups:
-            group["lr"] = protocol.learning_rate(iteration)
-        with autocast(torch_device, protocol.precision):
-            loss = nn.functional.cross_entropy(model(inputs), targets)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        iteration += 1
+        stop = next(point for point in stops if point > iteration)
+        if hasattr(batches, "gather"):  # in memory: the indices up to the next stop go to the device at once
+            ahead = torch.from_numpy(np.stack([shuffler.next_batch(protocol.batch_size)
+                                               for _ in range(stop - iteration)])).to(torch_device)
+        for step in range(stop - iteration):
+            if hasattr(batches, "gather"):
+                inputs, targets = batches.gather(ahead[step])
+            else:
+                inputs, targets = batches(shuffler.next_batch(protocol.batch_size), iteration + step)
+            for group in optimizer.param_groups:
+                group["lr"] = protocol.learning_rate(iteration + step)
+            with autocast(torch_device, protocol.precision):
+                loss = nn.functional.cross_entropy(model(inputs), targets)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        iteration = stop
         if iteration % log_every == 0 or iteration == protocol.iterations:
             log.info("iteration %d loss %.4f lr %.6f epoch %d", iteration, loss.item(),
                      protocol.learning_rate(iteration - 1), shuffler.epoch)
