@@ -31,6 +31,7 @@ the last figures.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
 import shutil
@@ -162,8 +163,7 @@ def bf16_check(dataset, test_set, device: torch.device, workdir: Path, runs: int
     test_labels = test_set.targets.numpy()
     accuracies = {}
     for precision in ("fp32", "bf16"):
-        protocol = training.Protocol.from_config({**lenet_protocol(iterations).__dict__, "checkpoints": [iterations],
-                                                  "precision": precision})
+        protocol = dataclasses.replace(lenet_protocol(iterations), precision=precision)
         values = []
         for seed in range(runs):
             run_dir = Path(tempfile.mkdtemp(dir=workdir))

@@ -20,6 +20,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
+from .atomic import write_json
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +71,13 @@ def run_bundle(config: dict, dataset_name: str, profile: str, members: list[dict
     def place(template: str, member: Member, **names) -> str:
         return template.format(dataset=dataset_name, profile=profile, seed=member.seed, **names)
 
+    loaded: dict[str, np.ndarray] = {}  # the runs of one seed share the imbalanced set, often their index file too
+
+    def indices_at(path: str) -> np.ndarray:
+        if path not in loaded:
+            loaded[path] = imbalance.load_indices(path, pool_size)
+        return loaded[path]
+
     runs, imbalanced_sets = [], []
     for member in members:
         index_path = place(index_template, member, index=member.index)
@@ -79,11 +89,11 @@ def run_bundle(config: dict, dataset_name: str, profile: str, members: list[dict
             phase_one = json.loads((Path(place(run_dir_template, member, method=member.phase_one)) / "run.json").read_text())
         run_dir = Path(place(run_dir_template, member, method=member.method))
         runs.append(stacked.StackedRun(
-            spec=spec, indices=imbalance.load_indices(index_path, pool_size), run_dir=run_dir,
+            spec=spec, indices=indices_at(index_path), run_dir=run_dir,
             manifest_path=run_dir / "run.json", phase_one=phase_one,
             fingerprint_extra={"index_file": Path(index_path).name, "index_sha256": training.file_sha256(index_path),
                                "dataset_sha256": dataset.digest}))
-        imbalanced_sets.append(imbalance.load_indices(place(index_template, member, index="imbalanced"), pool_size))
+        imbalanced_sets.append(indices_at(place(index_template, member, index="imbalanced")))
 
     in_memory = dataset.kind != "image_folder"
     probe_model = models.build(members[0].model, dataset.n_classes, dataset.image_shape, members[0].model_options)
@@ -125,8 +135,6 @@ def run_bundle(config: dict, dataset_name: str, profile: str, members: list[dict
     timings = {"engine": engine, "device": str(torch_device), "runs": len(runs),
                "train_seconds": round(train_seconds, 3), "score_seconds": round(score_seconds, 3)}
     scoring.write_rows(rows, scores_path)
-    from .atomic import write_json
-
     write_json(runs_path, {
         "dataset": dataset_name, "profile": profile, "timings": timings,
         "runs": [{"seed": member.seed, "method": member.method, "run_dir": str(run.run_dir),

@@ -371,13 +371,14 @@ def train(spec: RunSpec, images: np.ndarray | None, labels: np.ndarray, indices:
                 module.eval()
     started = time.perf_counter()
     stops = save_points(protocol, log_every)
+    in_memory = hasattr(batches, "gather")  # then the indices up to the next stop go to the device at once
     while iteration < protocol.iterations:
         stop = next(point for point in stops if point > iteration)
-        if hasattr(batches, "gather"):  # in memory: the indices up to the next stop go to the device at once
+        if in_memory:
             ahead = torch.from_numpy(np.stack([shuffler.next_batch(protocol.batch_size)
                                                for _ in range(stop - iteration)])).to(torch_device)
         for step in range(stop - iteration):
-            if hasattr(batches, "gather"):
+            if in_memory:
                 inputs, targets = batches.gather(ahead[step])
             else:
                 inputs, targets = batches(shuffler.next_batch(protocol.batch_size), iteration + step)
