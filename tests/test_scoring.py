@@ -114,3 +114,87 @@ def test_silhouette_matches_scikit_learn(seed):
     features = rng.normal(size=(150, 6)) + labels[:, None] * 0.5
     np.testing.assert_allclose(scoring.silhouette_samples(features, labels), silhouette_samples(features, labels),
                                atol=1e-9)
+
+
+def test_weighted_auc_matches_scikit_learn_sample_weight_with_ties():
+    rng = np.random.default_rng(5)
+    positive = rng.random(300) < 0.3
+    scores = np.round(rng.normal(size=300) + positive, 1)  # rounded: many ties
+    weights = rng.uniform(0.1, 5.0, size=300)
+    assert scoring.binary_auc(positive, scores, weights) == pytest.approx(
+        roc_auc_score(positive, scores, sample_weight=weights), abs=1e-12)
+    labels, log_probs = random_log_probs(seed=2)
+    weights = rng.uniform(0.1, 5.0, size=len(labels))
+    expected = roc_auc_score(labels, softmax(log_probs, axis=1), multi_class="ovr", average="macro",
+                             sample_weight=weights)
+    assert scoring.multiclass_auc(labels, log_probs, weights) == pytest.approx(expected, abs=1e-12)
+
+
+def test_counts_as_weights_give_the_scores_of_the_replicated_set():
+    labels, log_probs = random_log_probs(n=200, k=4, seed=7)
+    seen = np.random.default_rng(1).integers(1, 6, size=len(labels))  # as an oversampled set repeats rows
+    replicated = np.repeat(np.arange(len(labels)), seen)
+    counts, minority = np.array([100, 100, 10, 10]), np.array([False, False, True, True])
+    expected = scoring.score(log_probs[replicated], labels[replicated], counts, minority, 3, "train")
+    weighted = scoring.score(log_probs, labels, counts, minority, 3, "train", weights=seen.astype(float))
+    assert [row["metric"] for row in weighted] == [row["metric"] for row in expected]
+    np.testing.assert_allclose([row["value"] for row in weighted], [row["value"] for row in expected], rtol=1e-12)
+
+
+def test_train_split_rows_are_the_distinct_rows_weighted_by_how_often_they_were_seen():
+    labels = np.array([0, 0, 0, 1, 1, 2])
+    training = np.array([4, 0, 4, 4, 1, 5, 0])
+    rows, weights = scoring.train_split_rows(training, labels)
+    assert rows.tolist() == [0, 1, 4, 5] and weights.tolist() == [2.0, 1.0, 3.0, 1.0]
+
+
+def test_a_per_class_sample_caps_the_large_classes_and_keeps_each_class_share():
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), [5000, 3000, 50])
+    minority_rows = np.flatnonzero(labels == 2)
+    training = np.concatenate([np.flatnonzero(labels < 2), np.repeat(minority_rows, 20)])  # minority oversampled
+    rows, weights = scoring.train_split_rows(training, labels, per_class=400)
+    assert np.bincount(labels[rows]).tolist() == [400, 400, 50]
+    seen = np.bincount(labels[training])
+    np.testing.assert_allclose(np.bincount(labels[rows], weights=weights), seen)  # each class keeps its share
+    assert set(rows[labels[rows] == 2]) == set(minority_rows)  # a small class in full
+    again_rows, again_weights = scoring.train_split_rows(training, labels, per_class=400)
+    assert np.array_equal(rows, again_rows) and np.array_equal(weights, again_weights)  # fixed sample
+    # The sampled scores estimate the exact ones: a model right on 90% of class 0, 60% of class 1.
+    log_probs = np.log(np.full((len(labels), 3), 0.1))
+    right = np.where(labels == 0, rng.random(len(labels)) < 0.9, rng.random(len(labels)) < 0.6)
+    predicted = np.where(right, labels, (labels + 1) % 3)
+    log_probs[np.arange(len(labels)), predicted] = np.log(0.8)
+    exact_rows, exact_weights = scoring.train_split_rows(training, labels)
+    minority = np.array([False, False, True])
+
+    def table(chosen, chosen_weights):
+        return {(r["thresholded"], r["metric"], r["class"], r["group"]): r["value"] for r in scoring.score(
+            log_probs[chosen], labels[chosen], seen, minority, 1, "train", weights=chosen_weights)}
+
+    exact, sampled = table(exact_rows, exact_weights), table(rows, weights)
+    assert exact.keys() == sampled.keys()
+    for key, value in exact.items():
+        assert sampled[key] == pytest.approx(value, abs=0.05), key
+    assert sampled[(False, "recall", 2, "minority")] == exact[(False, "recall", 2, "minority")]
+
+
+def test_rescore_reads_format_1_files_that_kept_an_expansion(tmp_path):
+    import types
+
+    import h5py
+
+    labels, log_probs = random_log_probs(n=60, k=3, seed=4)
+    training = np.array([0, 5, 5, 7, 20, 20, 20, 41, 59, 33])
+    rows, expansion = np.unique(training, return_inverse=True)
+    counts, minority = np.array([50, 50, 5]), np.array([False, False, True])
+    with h5py.File(tmp_path / "old.h5", "w") as handle:
+        handle.attrs.update({"format": 1, "fingerprint": "f", "iterations": [10], "train_counts": counts})
+        group = handle.create_group("train")
+        group["log_probs"], group["rows"], group["expansion"] = log_probs[rows][None].astype(np.float32), rows, expansion
+    dataset = types.SimpleNamespace(train_labels=labels)
+    rescored = scoring.rescore(tmp_path / "old.h5", dataset, minority, {"run": "r"})
+    expected = scoring.score(log_probs[rows][expansion].astype(np.float32).astype(np.float64), labels[training],
+                             counts, minority, 10, "train")
+    np.testing.assert_allclose([row["value"] for row in rescored], [row["value"] for row in expected], rtol=1e-12)
+    assert all(row["run"] == "r" for row in rescored)

@@ -144,6 +144,36 @@ def test_changing_one_methods_setting_retrains_only_that_method(finished_study, 
     assert set(table.loc[table["method"] == "over", "sampling_ratio"]) == {2}
 
 
+def test_sampling_the_train_split_rescores_without_retraining(finished_study, tmp_path):
+    """scoring.train_sample_per_class: the jobs score again, no network is trained again, the test
+    split's scores stay, and the train split is scored on the capped sample, minority rows in full."""
+    import h5py
+    import numpy as np
+
+    from imbalance_study import datasets
+
+    workdir = tmp_path / "study"
+    shutil.copytree(finished_study, workdir, symlinks=True)
+    before_runs, before = run_manifests(workdir), pd.read_csv(workdir / "results" / "scores.csv")
+    config = yaml.safe_load(yaml.safe_dump(TINY))
+    config["scoring"] = {"train_sample_per_class": 10}
+    snakemake(workdir, config=config)
+    assert run_manifests(workdir) == before_runs
+    after = pd.read_csv(workdir / "results" / "scores.csv")
+    keys = ["dataset", "profile", "seed", "variant", "iteration", "split", "thresholded", "metric", "class", "group"]
+    merged = before.merge(after, on=keys, suffixes=("", "_sampled"), validate="one_to_one")
+    assert len(merged) == len(before) == len(after)
+    test_rows = merged["split"] == "test"
+    assert (merged.loc[test_rows, "value"] == merged.loc[test_rows, "value_sampled"]).all()
+    assert (merged.loc[~test_rows, "value"] != merged.loc[~test_rows, "value_sampled"]).any()
+    dataset = datasets.load(workdir / "results/datasets/digits.h5")
+    with h5py.File(workdir / "results/runs/digits/step-mu0.5-rho10/seed1/over/predictions.h5") as handle:
+        rows = handle["train/rows"][...]
+    # 40 examples of a majority class, 4 of a minority one (rho 10), oversampled to 40 views of 4 rows
+    per_class = np.bincount(dataset.train_labels[rows], minlength=10)
+    assert sorted(per_class.tolist()) == [4] * 5 + [10] * 5
+
+
 def test_changing_one_rho_reruns_only_its_runs(finished_study):
     config = yaml.safe_load(yaml.safe_dump(TINY))
     config["study"]["profiles"]["step"]["rho"] = [2, 20]

@@ -128,6 +128,7 @@ def run_bundle(config: dict, dataset_name: str, profile: str, members: list[dict
                                       splits=splits, device=device,
                                       silhouette_per_class=scoring_settings.get("silhouette_per_class", 0),
                                       cache=cache, store_splits=store,
+                                      train_sample_per_class=scoring_settings.get("train_sample_per_class", 0),
                                       predictions_path=run.run_dir / "predictions.h5" if store else None))
         if not store:
             (run.run_dir / "predictions.h5").unlink(missing_ok=True)
