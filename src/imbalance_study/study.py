@@ -432,6 +432,20 @@ def index_name(config: dict, method: str) -> str:
     return sampling.index_name(settings.get("sampler", "none"), settings.get("ratio", 1))
 
 
+def bundle_members(config: dict, bundle: Bundle) -> list[dict]:
+    """What a bundle's job needs of each run (``bundles.Member``); the rule passes it as a param,
+    so a change in any of it reruns the job."""
+    members = []
+    for run in bundle.runs:
+        spec = config["datasets"][run.dataset]
+        members.append({"seed": run.seed, "method": run.method, "model": spec["model"],
+                        "model_options": spec.get("model_options", {}),
+                        "protocol": method_protocol(config, run.dataset, run.method),
+                        "index": index_name(config, run.method),
+                        "phase_one": phase_one_method(config, run.method)})
+    return members
+
+
 def run_identity(config: dict, dataset: str, profile: str, seed: int, method: str, n_classes: int) -> dict:
     """The columns that identify a run in the tidy score table.
 

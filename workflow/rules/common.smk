@@ -46,16 +46,7 @@ def bundle_of(wildcards):
 
 
 def bundle_members(wildcards):
-    """What the bundle's job needs of each run; a change in any of it reruns the job."""
-    members = []
-    for run in bundle_of(wildcards).runs:
-        spec = config["datasets"][run.dataset]
-        members.append({"seed": run.seed, "method": run.method, "model": spec["model"],
-                        "model_options": spec.get("model_options", {}),
-                        "protocol": study.method_protocol(config, run.dataset, run.method),
-                        "index": study.index_name(config, run.method),
-                        "phase_one": study.phase_one_method(config, run.method)})
-    return members
+    return study.bundle_members(config, bundle_of(wildcards))
 
 
 def phase_one_bundles(wildcards):
