@@ -141,6 +141,8 @@ def run_bundle(config: dict, dataset_name: str, profile: str, members: list[dict
         "runs": [{"seed": member.seed, "method": member.method, "run_dir": str(run.run_dir),
                   "fingerprint": manifest["fingerprint"], "train_seconds": manifest["train_seconds"]}
                  for member, run, manifest in zip(members, runs, manifests)]})
-    log.info("trained in %.1f s, scored in %.1f s (%.0f%% of training)", train_seconds, score_seconds,
-             100 * score_seconds / max(train_seconds, 1e-9))
+    # Against the runs' own training time, which is also known for runs trained by an earlier job.
+    trained_for = sum(manifest["train_seconds"] for manifest in manifests)
+    log.info("trained in %.1f s, scored in %.1f s (%.0f%% of the %.1f s its runs' training took)", train_seconds,
+             score_seconds, 100 * score_seconds / max(trained_for, 1e-9), trained_for)
     return timings
