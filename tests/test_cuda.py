@@ -59,8 +59,9 @@ def stacked_on_cuda(tmp_path, run_specs, indices, phase_ones=None):
 def test_stacked_training_on_cuda_follows_the_cpu(tmp_path, exact_float32):
     run_specs = specs(seeds=(1, 2, 3))
     indices = index_sets(len(run_specs), tiny_data()[1])
-    on_cpu = one_at_a_time(tmp_path / "cpu", run_specs, indices)
+    on_cpu = one_at_a_time(tmp_path / "cpu", run_specs, indices, device="cpu")
     on_cuda = stacked_on_cuda(tmp_path / "cuda", run_specs, indices)
+    assert all(manifest["device"] == "cpu" for manifest in on_cpu)
     assert all(manifest["device"].startswith("cuda") for manifest in on_cuda)
     assert {manifest["engine"]["networks_at_once"] for manifest in on_cuda} == {len(run_specs)}
     assert_same_weights(on_cuda, on_cpu)
@@ -83,10 +84,10 @@ def test_two_phase_stacked_on_cuda_follows_the_cpu(tmp_path, exact_float32):
     labels = tiny_data()[1]
     first_specs = specs(methods=("over",))
     indices = index_sets(len(first_specs), labels)
-    phase_ones = one_at_a_time(tmp_path / "first", first_specs, indices)
+    phase_ones = one_at_a_time(tmp_path / "first", first_specs, indices, device="cpu")
     second_specs = specs(methods=("twophase_over",), lr=0.005)
     imbalanced = index_sets(len(second_specs), labels, size=30)
-    on_cpu = one_at_a_time(tmp_path / "cpu", second_specs, imbalanced, phase_ones)
+    on_cpu = one_at_a_time(tmp_path / "cpu", second_specs, imbalanced, phase_ones, device="cpu")
     on_cuda = stacked_on_cuda(tmp_path / "cuda", second_specs, imbalanced, phase_ones)
     assert_same_weights(on_cuda, on_cpu)
 
@@ -158,5 +159,8 @@ def test_a_cuda_job_trains_stacked_and_scores_like_a_cpu_job(tmp_path, exact_flo
     gap = (merged["value_cpu"] - merged["value_cuda"]).abs()
     continuous = merged["metric"].isin(["roc_auc", "loss", "silhouette"])
     assert gap[continuous].max() < 1e-3
-    # A prediction near a tie may flip between devices: at most one test example of a class of 20.
-    assert gap[~continuous].max() <= 0.05 + 1e-9
+    # A prediction near a tie may flip between devices: at most one example of a class, which is
+    # 1/20 of a test class and 1/8 of a minority class of the training set (40 / rho 5).
+    discrete = ~continuous & (merged["class"] >= 0)
+    assert gap[discrete & (merged["split"] == "test")].max() <= 1 / 20 + 1e-9
+    assert gap[discrete & (merged["split"] == "train")].max() <= 1 / 8 + 1e-9

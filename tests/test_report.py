@@ -72,7 +72,7 @@ def test_the_report_holds_every_figure_the_scores_and_the_config_with_captions(s
     assert "Methods: baseline (sampler none), over (sampler over), under (sampler under)." in fig8
     dynamics = text(results["figures/dynamics.pdf"]["caption"])
     assert "Learning dynamics: why imbalance hurts, profile step-mu0.5-rho10." in dynamics
-    estimated = "estimated from at most 30 distinct examples per class"
+    estimated = "estimated from at most 30 distinct examples per majority class"
     assert estimated in fig8 and estimated in dynamics and estimated not in fig3
 
     scores = text(results["results/scores.csv"]["caption"])

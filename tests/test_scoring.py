@@ -198,3 +198,12 @@ def test_rescore_reads_format_1_files_that_kept_an_expansion(tmp_path):
                              counts, minority, 10, "train")
     np.testing.assert_allclose([row["value"] for row in rescored], [row["value"] for row in expected], rtol=1e-12)
     assert all(row["run"] == "r" for row in rescored)
+
+
+def test_classes_marked_in_full_are_never_sampled():
+    labels = np.repeat(np.arange(3), [600, 500, 400])
+    training = np.arange(len(labels))
+    rows, weights = scoring.train_split_rows(training, labels, per_class=100, in_full=np.array([False, True, False]))
+    assert np.bincount(labels[rows]).tolist() == [100, 500, 100]
+    assert np.all(weights[labels[rows] == 1] == 1.0)
+    np.testing.assert_allclose(np.bincount(labels[rows], weights=weights), [600, 500, 400])

@@ -23,13 +23,13 @@ def last_weights(manifest):
     return torch.load(manifest["checkpoints"][-1]["path"], weights_only=True)["model"]
 
 
-def one_at_a_time(tmp_path, run_specs, indices, phase_ones=None):
+def one_at_a_time(tmp_path, run_specs, indices, phase_ones=None, device="auto"):
     images, labels = tiny_data()
     manifests = []
     for position, spec in enumerate(run_specs):
         run_dir = tmp_path / f"single{position}"
         manifests.append(training.train(spec, images, labels, indices[position], run_dir, run_dir / "run.json", {},
-                                        phase_one=phase_ones[position] if phase_ones else None))
+                                        phase_one=phase_ones[position] if phase_ones else None, device=device))
     return manifests
 
 

@@ -71,7 +71,7 @@ def multiclass_auc(labels: np.ndarray, log_scores: np.ndarray, weights: np.ndarr
 
 def _class_means(values: np.ndarray, labels: np.ndarray, n_classes: int, weights: np.ndarray | None) -> np.ndarray:
     """The (weighted) mean of ``values`` over each class's examples; NaN for a class with none."""
-    weights = np.ones(len(labels)) if weights is None else weights
+    weights = np.ones(len(labels)) if weights is None else np.asarray(weights, dtype=np.float64)
     totals = np.bincount(labels, weights=weights, minlength=n_classes)[:n_classes]
     sums = np.bincount(labels, weights=weights * values, minlength=n_classes)[:n_classes]
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -130,7 +130,7 @@ def score(log_probs: np.ndarray, labels: np.ndarray, train_counts: np.ndarray, m
     return rows
 
 
-def train_split_rows(training: np.ndarray, labels: np.ndarray, per_class: int = 0,
+def train_split_rows(training: np.ndarray, labels: np.ndarray, per_class: int = 0, in_full=None,
                      seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """The pool rows to evaluate for the train split, and the weight of each in its scores.
 
@@ -139,7 +139,8 @@ def train_split_rows(training: np.ndarray, labels: np.ndarray, per_class: int = 
     the set as seen. With ``per_class``, a class with more distinct examples than that is scored on
     a fixed random sample of them, reweighted so that the class keeps its share of the set: the
     scores are then estimates (a recall from 1,000 examples has a standard error under 0.016), at a
-    fraction of the cost for the large classes, while small (minority) classes are scored in full.
+    fraction of the cost for the large classes. Classes marked in ``in_full`` (a mask over the
+    classes: the minority classes, which the learning dynamics are about) are never sampled.
     """
     rows, seen = np.unique(training, return_counts=True)
     weights = seen.astype(np.float64)
@@ -150,7 +151,7 @@ def train_split_rows(training: np.ndarray, labels: np.ndarray, per_class: int = 
     kept = []
     for label in np.unique(row_labels):
         members = np.flatnonzero(row_labels == label)
-        if len(members) > per_class:
+        if len(members) > per_class and not (in_full is not None and in_full[label]):
             chosen = np.sort(rng.choice(members, per_class, replace=False))
             weights[chosen] *= seen[members].sum() / seen[chosen].sum()
             members = chosen
@@ -235,7 +236,7 @@ def score_run(manifest: dict, dataset, imbalanced: np.ndarray, identity: dict, t
         if split == "train":
             if training is None:
                 raise ValueError("scoring the train split needs the run's training index file")
-            pool_rows, weights = train_split_rows(training, dataset.train_labels, train_sample_per_class)
+            pool_rows, weights = train_split_rows(training, dataset.train_labels, train_sample_per_class, minority)
             evaluated[split] = (_evaluator(dataset, split, pool_rows, torch_device), dataset.train_labels[pool_rows],
                                 weights, pool_rows)
         elif getattr(dataset, f"{split}_labels", None) is not None:
