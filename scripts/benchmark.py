@@ -263,13 +263,15 @@ def main() -> int:
             rate = scoring_rate(images, labels, device)
             train_seconds = PAPER_ITERATIONS * BATCH / ours
             sampled = f"train split <= {grid['sample']:,} per majority class" if grid["sample"] else "every training example"
-            for what, count in ((f"grid mean ({sampled})", grid["mean"]), (f"largest run ({sampled})", grid["largest"]),
-                                ("largest run, every distinct training example", grid["largest, every distinct example"]),
-                                ("test split only", 10_000)):
+            # (what, images per checkpoint, whether the < 10% target applies: the largest run as configured)
+            for what, count, target in (
+                    (f"grid mean ({sampled})", grid["mean"], False), (f"largest run ({sampled})", grid["largest"], True),
+                    ("largest run, every distinct training example", grid["largest, every distinct example"], False),
+                    ("test split only", 10_000, False)):
                 share = grid["checkpoints"] * count / rate / train_seconds
                 print(f"scoring [{device.type}] {rate:,.0f} images/s; {what}: {grid['checkpoints']} checkpoints x "
                       f"{count:,.0f} images = {100 * share:.1f}% of training 10,000 iterations (target < 10%)")
-                if what.startswith("largest run (") and share >= 0.10:
+                if target and share >= 0.10:
                     failures.append(f"scoring {100 * share:.1f}% of training >= 10% on {device.type} ({what})")
             hours = PAPER_NETWORKS * PAPER_ITERATIONS * BATCH / best[device.type] / 3600
             print(f"projection [{device.type}] the MNIST paper grid at {best[device.type]:,.0f} images/s: "

@@ -12,7 +12,7 @@ import torch
 
 from imbalance_study import bundles, datasets, models, sampling, stacked, study, training
 from .conftest import REPO
-from .test_stacked import index_sets, last_weights, one_at_a_time, specs
+from .test_stacked import at_once, index_sets, last_weights, one_at_a_time, specs
 from .test_training import tiny_data
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -47,20 +47,11 @@ def assert_same_weights(got: list[dict], expected: list[dict], rtol=1e-3, atol=1
             torch.testing.assert_close(weights[name].cpu(), reference[name].cpu(), rtol=rtol, atol=atol)
 
 
-def stacked_on_cuda(tmp_path, run_specs, indices, phase_ones=None):
-    images, labels = tiny_data()
-    runs = [stacked.StackedRun(spec, indices[position], tmp_path / f"cuda{position}",
-                               tmp_path / f"cuda{position}" / "run.json", {},
-                               phase_one=phase_ones[position] if phase_ones else None)
-            for position, spec in enumerate(run_specs)]
-    return stacked.train_stacked(runs, training.TensorBatches(images, labels, CUDA), n_classes=3, device="cuda")
-
-
 def test_stacked_training_on_cuda_follows_the_cpu(tmp_path, exact_float32):
     run_specs = specs(seeds=(1, 2, 3))
     indices = index_sets(len(run_specs), tiny_data()[1])
     on_cpu = one_at_a_time(tmp_path / "cpu", run_specs, indices, device="cpu")
-    on_cuda = stacked_on_cuda(tmp_path / "cuda", run_specs, indices)
+    on_cuda = at_once(tmp_path / "cuda", run_specs, indices, device="cuda")
     assert all(manifest["device"] == "cpu" for manifest in on_cpu)
     assert all(manifest["device"].startswith("cuda") for manifest in on_cuda)
     assert {manifest["engine"]["networks_at_once"] for manifest in on_cuda} == {len(run_specs)}
@@ -88,7 +79,7 @@ def test_two_phase_stacked_on_cuda_follows_the_cpu(tmp_path, exact_float32):
     second_specs = specs(methods=("twophase_over",), lr=0.005)
     imbalanced = index_sets(len(second_specs), labels, size=30)
     on_cpu = one_at_a_time(tmp_path / "cpu", second_specs, imbalanced, phase_ones, device="cpu")
-    on_cuda = stacked_on_cuda(tmp_path / "cuda", second_specs, imbalanced, phase_ones)
+    on_cuda = at_once(tmp_path / "cuda", second_specs, imbalanced, phase_ones, device="cuda")
     assert_same_weights(on_cuda, on_cpu)
 
 
@@ -96,7 +87,7 @@ def test_bf16_autocast_trains_on_cuda_in_both_engines(tmp_path):
     images, labels = tiny_data()
     run_specs = specs(seeds=(1, 2), methods=("baseline",), precision="bf16", iterations=120, checkpoints=[120])
     indices = [np.arange(len(labels))] * len(run_specs)
-    stacked_runs = stacked_on_cuda(tmp_path / "stacked", run_specs, indices)
+    stacked_runs = at_once(tmp_path / "stacked", run_specs, indices, device="cuda")
     single_dir = tmp_path / "single"
     single = training.train(run_specs[0], images, labels, indices[0], single_dir, single_dir / "run.json", {},
                             device="cuda")

@@ -23,7 +23,7 @@ def last_weights(manifest):
     return torch.load(manifest["checkpoints"][-1]["path"], weights_only=True)["model"]
 
 
-def one_at_a_time(tmp_path, run_specs, indices, phase_ones=None, device="auto"):
+def one_at_a_time(tmp_path, run_specs, indices, phase_ones=None, device="cpu"):
     images, labels = tiny_data()
     manifests = []
     for position, spec in enumerate(run_specs):
@@ -33,13 +33,14 @@ def one_at_a_time(tmp_path, run_specs, indices, phase_ones=None, device="auto"):
     return manifests
 
 
-def at_once(tmp_path, run_specs, indices, phase_ones=None):
+def at_once(tmp_path, run_specs, indices, phase_ones=None, device="cpu"):
     images, labels = tiny_data()
     runs = [stacked.StackedRun(spec, indices[position], tmp_path / f"stacked{position}",
                                tmp_path / f"stacked{position}" / "run.json", {},
                                phase_one=phase_ones[position] if phase_ones else None)
             for position, spec in enumerate(run_specs)]
-    return stacked.train_stacked(runs, training.TensorBatches(images, labels, torch.device("cpu")), n_classes=3)
+    return stacked.train_stacked(runs, training.TensorBatches(images, labels, torch.device(device)), n_classes=3,
+                                 device=device)
 
 
 @pytest.mark.parametrize("momentum_form", ["caffe", "pytorch"])
