@@ -1,12 +1,13 @@
 # Two entry points, each of which installs what it needs into .venv first:
 #   make study   run the default study (config.yaml) -> figures/fig3.pdf, results/scores.csv
-#   make test    run the test suite
+#   make test    run the test suite (what CI runs)
+#   make test-fast   everything but the end-to-end workflow, MNIST and Slurm tests (under 2 minutes)
 #   make slurm-profile   install profiles/slurm so that `snakemake --profile slurm` finds it (docs/cluster.md)
 PYTHON ?= python3
 VENV ?= .venv
 INSTALLED := $(VENV)/.installed
 
-.PHONY: study test lint clean-study slurm-profile
+.PHONY: study test test-fast lint clean-study slurm-profile
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +20,9 @@ study: $(INSTALLED)
 
 test: $(INSTALLED)
 	$(VENV)/bin/python -m pytest
+
+test-fast: $(INSTALLED)
+	$(VENV)/bin/python -m pytest -m "not workflow and not mnist and not slurm"
 
 lint: $(INSTALLED)
 	$(VENV)/bin/snakemake --lint

@@ -25,6 +25,7 @@ include: "workflow/rules/figures.smk"
 
 rule all:
     input:
-        table="results/scores.csv",
+        table=plan.SCORES,
+        provenance=plan.PROVENANCE,
         figures=drawn_figures(),
     default_target: True

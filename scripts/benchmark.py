@@ -48,14 +48,18 @@ sys.path.insert(0, str(REPO / "src"))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from imbalance_study import models, scoring, stacked, training  # noqa: E402
+from imbalance_study import imbalance, metrics, models, plan, rundir, scoring, stacked, training  # noqa: E402
+from imbalance_study.batches import TensorBatches  # noqa: E402
+from imbalance_study.loop import Trainee  # noqa: E402
+from imbalance_study.protocol import Protocol  # noqa: E402
+from imbalance_study.sampling import IMBALANCED  # noqa: E402
 
 BATCH = 64
 PAPER_NETWORKS, PAPER_ITERATIONS = 22_500, 10_000
 
 
-def lenet_protocol(iterations: int, checkpoints=None) -> training.Protocol:
-    return training.Protocol.from_config({
+def lenet_protocol(iterations: int, checkpoints=None) -> Protocol:
+    return Protocol.from_config({
         "iterations": iterations, "batch_size": BATCH, "lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4,
         "lr_policy": {"name": "inv", "gamma": 1e-4, "power": 0.75}, "momentum_form": "caffe",
         "checkpoints": checkpoints or [iterations], "resume_every": 10 * iterations})
@@ -96,24 +100,27 @@ def naive_loop(dataset, iterations: int, device: torch.device) -> float:
     return iterations * BATCH / (time.perf_counter() - started)
 
 
-def spec(seed: int, iterations: int) -> training.RunSpec:
-    return training.RunSpec("mnist", "step-mu0.5-rho10", seed, "baseline", "lenet5", lenet_protocol(iterations))
+def spec(seed: int, iterations: int, protocol: Protocol | None = None) -> plan.Run:
+    """A baseline LeNet-5 run of the paper's MNIST protocol, on a set the caller gives it."""
+    protocol = protocol or lenet_protocol(iterations)
+    method = plan.Method(name="baseline", variant="baseline", sampler="none", ratio=1.0, index=IMBALANCED,
+                         protocol=protocol, base_lr=protocol.lr)
+    return plan.Run("mnist", imbalance.step(0.5, 10), seed, method, "lenet5")
 
 
 def engine_loop(images, labels, iterations: int, device: torch.device, workdir: Path) -> float:
     """The study's one-at-a-time engine (training.train), timed by its own loop clock."""
     run_dir = Path(tempfile.mkdtemp(dir=workdir))
-    manifest = training.train(spec(1, iterations), images, labels, np.arange(len(labels)), run_dir,
-                              run_dir / "run.json", {}, device=str(device))
+    manifest = training.train(Trainee(spec(1, iterations), np.arange(len(labels)), run_dir),
+                              TensorBatches(images, labels, device), 10, device=str(device))
     return iterations * BATCH / manifest["train_seconds"]
 
 
 def stacked_loop(batches, labels, k: int, iterations: int, device: torch.device, workdir: Path) -> float:
     """K networks at once (stacked.train_stacked): images/s summed over the K networks."""
     base = Path(tempfile.mkdtemp(dir=workdir))
-    runs = [stacked.StackedRun(spec(seed, iterations), np.arange(len(labels)), base / str(seed),
-                               base / str(seed) / "run.json", {}) for seed in range(k)]
-    manifests = stacked.train_stacked(runs, batches, 10, device=str(device))
+    trainees = [Trainee(spec(seed, iterations), np.arange(len(labels)), base / str(seed)) for seed in range(k)]
+    manifests = stacked.train_stacked(trainees, batches, 10, device=str(device))
     return k * iterations * BATCH / manifests[0]["train_seconds"]
 
 
@@ -130,7 +137,7 @@ def scoring_rate(images, labels, device: torch.device) -> float:
     started = time.perf_counter()
     for inputs, split_labels in ((test, labels[:10_000]), (train, labels[10_000:37_500])):
         batch = 256 if device.type == "cpu" else 4096  # as scoring._evaluator
-        scoring.score(scoring.log_probabilities(model, inputs, batch_size=batch), split_labels, counts, minority, 1,
+        metrics.score(scoring.log_probabilities(model, inputs, batch_size=batch), split_labels, counts, minority, 1,
                       "test")
     return 37_500 / (time.perf_counter() - started)
 
@@ -142,24 +149,23 @@ def grid_scoring_images() -> dict:
     example."""
     import yaml
 
-    from imbalance_study import imbalance, study
+    from imbalance_study.config import validate
 
     config = yaml.safe_load((REPO / "configs" / "paper_mnist.yaml").read_text())
-    study.validate(config, REPO / "workflow" / "schemas" / "config.schema.yaml")
+    validate(config)
     spec = config["datasets"]["mnist"]
     cap, test = spec["train_per_class"], 10 * spec["test_per_class"]
-    sample = config.get("scoring", {}).get("train_sample_per_class", 0)
+    sample = config["scoring"]["train_sample_per_class"]
     configured, every = [], []
-    for run in study.runs(config):
-        counts = imbalance.class_counts(imbalance.parse_profile(run.profile), 10, cap, spec["minority_classes"], run.seed)
+    for run in plan.resolve(config).runs:
+        counts = imbalance.class_counts(run.profile, 10, cap, spec["minority_classes"], run.seed)
         minority = imbalance.minority_mask(counts)  # never sampled (scoring.train_split_rows)
-        sampler, _ = study.sampler_of(config, run.method)
-        if sampler == "under" and not study.phase_one_method(config, run.method):
+        if run.method.index.sampler == "under":  # (a second phase trains on the imbalanced set)
             counts = np.full(10, counts.min())
         every.append(test + counts.sum())
         configured.append(test + (np.where(minority, counts, np.minimum(counts, sample)).sum() if sample
                                   else counts.sum()))
-    checkpoints = len(training.Protocol.from_config(config["protocols"]["mnist_lenet5"]).checkpoints)
+    checkpoints = len(Protocol.from_config(config["protocols"]["mnist_lenet5"]).checkpoints)
     return {"mean": float(np.mean(configured)), "largest": int(np.max(configured)), "sample": sample,
             "largest, every distinct example": int(np.max(every)), "checkpoints": checkpoints}
 
@@ -175,11 +181,10 @@ def bf16_check(dataset, test_set, device: torch.device, workdir: Path, runs: int
         values = []
         for seed in range(runs):
             run_dir = Path(tempfile.mkdtemp(dir=workdir))
-            run = training.RunSpec("mnist", "step-mu0.5-rho10", seed, "baseline", "lenet5", protocol)
-            manifest = training.train(run, images, labels, np.arange(len(labels)), run_dir, run_dir / "run.json", {},
-                                      device=str(device))
+            manifest = training.train(Trainee(spec(seed, iterations, protocol), np.arange(len(labels)), run_dir),
+                                      TensorBatches(images, labels, device), 10, device=str(device))
             model = models.build("lenet5", 10, (28, 28)).to(device)
-            training.load_checkpoint(manifest["checkpoints"][-1], model, manifest["fingerprint"])
+            rundir.load_checkpoint(manifest["checkpoints"][-1], model, manifest["fingerprint"])
             predictions = scoring.log_probabilities(model, test_inputs).argmax(axis=1)
             values.append(float(np.mean(predictions == test_labels)))
         accuracies[precision] = values
@@ -253,7 +258,7 @@ def main() -> int:
             if device.type == "cpu" and ratio < 1.5:
                 failures.append(f"engine ratio {ratio:.2f} < 1.5")
             best[device.type] = ours
-            batches = training.TensorBatches(images, labels, device)
+            batches = TensorBatches(images, labels, device)
             for k in (1, 8, 64):
                 steps = max(3, (iterations * scale) // k) if device.type == "cpu" else iterations * scale
                 rate = stacked_loop(batches, labels, k, steps, device, workdir)

@@ -1,30 +1,27 @@
-"""Any figure rule: the score table -> figures/<figure>.pdf (and figures/table4.csv for table4).
+"""Rule figure: the score files of a figure's runs -> figures/<figure>.pdf and figures/<figure>.csv.
 
-The rule names the figure (``params.figure``, a key of ``figures.FIGURES``) and its settings
-(``params.settings``, a dict; a setting the figure does not take raises ``FigureSettingsError``);
-``output.pdf`` is the drawing and every other named output is passed on as ``<name>_path``
-(table4's ``output.csv`` becomes ``csv_path``). ``params.runs`` (dataset, profile, seed, run name)
-limits the table to the figure's runs.
+The rule names the figure (``params.figure``: its plot function is ``figures.FIGURES[name]``, as its
+entry in ``figures.catalog`` places it), its settings resolved from the config (``params.settings``)
+and its runs (``params.runs``: dataset, profile, seed, run name), which limit the bundles' score
+files to the figure's own rows.
 """
 
 import _src  # noqa: F401  (puts src/ on sys.path)
 
-from imbalance_study import figures, logs, selection, study
+import json
+
+from imbalance_study import figures, logs, selection
+from imbalance_study.rundir import software_versions
 
 log = logs.to_file(snakemake.log[0])
-name = snakemake.params.figure
-if name not in figures.FIGURES:
-    raise figures.FigureSettingsError(f"unknown figure {name!r}; known: {sorted(figures.FIGURES)}")
-settings = dict(getattr(snakemake.params, "settings", None) or {})
-outputs = dict(snakemake.output.items())
-pdf = outputs.pop("pdf", None) or snakemake.output[0]
-extra = {f"{key}_path": value for key, value in outputs.items()}
+params = snakemake.params
+plot = figures.FIGURES[params.figure]
+# What made the figure, in its PDF's metadata: its settings and the software.
+figures.PDF_METADATA.update(figures.provenance_metadata(
+    {"settings": {params.figure: params.settings}, "software": software_versions()}))
 # Per-run score files are written before any learning-rate search is decided.
-figures.PDF_METADATA.update(figures.provenance_metadata(snakemake.config))
 table = selection.mark_selected(figures.load_scores(snakemake.input.scores))
-runs = getattr(snakemake.params, "runs", None)  # a bundle's score file may hold runs the figure leaves out
-if runs is not None:
-    table = figures.only_runs(table, [study.Run(*run) for run in runs])
-figures.FIGURES[name](table, pdf, **settings, **extra)
-log.info("drew %s (%s) from %d score rows with settings %s", name, ", ".join([pdf, *extra.values()]), len(table),
-         settings)
+table = figures.only_runs(table, params.runs)  # a bundle's score file may hold runs the figure leaves out
+plot(table, snakemake.output.pdf, snakemake.output.csv, **params.settings)
+log.info("drew %s (%s, %s) from %d score rows with settings %s", params.figure, snakemake.output.pdf,
+         snakemake.output.csv, len(table), json.dumps(params.settings))

@@ -3,7 +3,7 @@ import copy
 import pytest
 import yaml
 
-from imbalance_study import study
+from imbalance_study import config as study_config, plan
 
 from .conftest import REPO
 
@@ -16,17 +16,17 @@ def shipped(name="config.yaml"):
 
 def test_the_shipped_config_is_valid_and_gets_defaults():
     config = shipped()
-    study.validate(config, SCHEMA)
+    study_config.validate(config, SCHEMA)
     assert config["datasets"]["digits"]["seed"] == 0
     assert config["methods"]["over"]["ratio"] == 1
-    assert len(study.runs(config)) == 3 * 3 * 2 * 3
+    assert len(plan.resolve(config).runs) == 3 * 3 * 2 * 3
 
 
 def test_the_mnist_config_layered_over_the_default_is_valid():
     config = shipped()
     config.update(shipped("configs/mnist_reduced.yaml"))
-    study.validate(config, SCHEMA)
-    assert {run.dataset for run in study.runs(config)} == {"mnist"}
+    study_config.validate(config, SCHEMA)
+    assert {run.dataset for run in plan.resolve(config).runs} == {"mnist"}
 
 
 def broken(path, value):
@@ -97,13 +97,20 @@ MALFORMED = [
     ("datasets.digits.source", "csv", "datasets.digits.path: required for source csv"),
     ("scoring.splits", ["holdout"], "scoring.splits[0]: 'holdout' is not one of"),
     ("figures.fig7", {"rho": 0}, "figures.fig7.rho: 0 is less than the minimum of 1"),
+    # A figure's settings are checked with the config, before any job runs.
+    ("figures.fig3", {"rho": 10}, "figures.fig3: Additional properties are not allowed ('rho' was unexpected)"),
+    ("figures.fig8", {"profile": "step-mu0.5-rho7"},
+     "figures.fig8.profile: 'step-mu0.5-rho7' is not a profile of this study"),
+    ("figures.dynamics", {"datasets": ["mnist"]}, "figures.dynamics.datasets[0]: 'mnist' is not among study.datasets"),
+    ("scoring.splits", ["test"], "figures.fig8: draws the train split, which scoring.splits leaves out"),
+    ("study.profiles.step.rho", [float("inf")], "study.profiles.step.rho[0]: inf is not a finite number"),
 ]
 
 
 @pytest.mark.parametrize(("path", "value", "message"), MALFORMED, ids=[m[0] + "=" + repr(m[1]) for m in MALFORMED])
 def test_malformed_configs_are_rejected_naming_the_key(path, value, message):
-    with pytest.raises(study.ConfigError) as error:
-        study.validate(broken(path, value), SCHEMA)
+    with pytest.raises(study_config.ConfigError) as error:
+        study_config.validate(broken(path, value), SCHEMA)
     assert message in str(error.value)
 
 
@@ -113,23 +120,33 @@ def test_the_validator_knows_every_model_without_importing_torch():
 
     from imbalance_study import models
 
-    assert sorted(study.MODELS) == sorted(models.MODELS)
+    assert sorted(study_config.MODELS) == sorted(models.MODELS)
     # Snakemake checks the config in every job's process: it must not import PyTorch for it.
-    probe = "import sys; from imbalance_study import study, datasets, imbalance, sampling; print('torch' in sys.modules)"
+    probe = ("import sys; from imbalance_study import config, datasets, figures, imbalance, plan, sampling; "
+             "from imbalance_study.figures import catalog; "
+             "print([m for m in ('torch', 'pandas', 'matplotlib', 'sklearn') if m in sys.modules])")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                             env={"PYTHONPATH": str(REPO / "src")}, check=True)
-    assert result.stdout.strip() == "False"
+    assert result.stdout.strip() == "[]"
 
 
 def test_a_two_phase_method_needs_the_learning_rates_its_first_phase_trains():
     config = broken("methods.over", {"sampler": "over", "train": {"lr_search": {"values": [0.1, 0.01],
                                                                                 "select_on": "test"}}})
     config["study"]["methods"].append("twophase")
-    with pytest.raises(study.ConfigError, match=r"methods.twophase.two_phase.from: 'twophase' starts from runs "
+    with pytest.raises(study_config.ConfigError, match=r"methods.twophase.two_phase.from: 'twophase' starts from runs "
                                                 r"\['over'\] on dataset 'digits', which 'over' does not train"):
-        study.validate(config, SCHEMA)
+        study_config.validate(config, SCHEMA)
     # The same search on both (through the shared protocol) is fine: over-lr0.1 -> twophase-lr0.1.
     config = broken("protocols.digits.lr_search", {"values": [0.1, 0.01], "select_on": "test"})
     config["study"]["methods"].append("twophase")
-    study.validate(config, SCHEMA)
-    assert {bundle.after for bundle in study.bundles(config) if bundle.after}
+    study_config.validate(config, SCHEMA)
+    assert {bundle.after for bundle in plan.resolve(config).bundles if bundle.after}
+
+
+def test_a_search_must_score_the_split_it_selects_on():
+    config = broken("protocols.digits.lr_search", {"values": [0.1, 0.01], "select_on": "test"})
+    config["scoring"] = {"splits": ["train"]}
+    with pytest.raises(study_config.ConfigError, match="scoring.splits: the learning-rate search of method 'baseline' "
+                                                        "selects on the test split, which is not scored"):
+        study_config.validate(config, SCHEMA)

@@ -10,10 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from imbalance_study import bundles, datasets, models, sampling, stacked, study, training
-from .conftest import REPO
-from .test_stacked import at_once, index_sets, last_weights, one_at_a_time, specs
-from .test_training import tiny_data
+from imbalance_study import devices, models, rundir, stacked, training
+from .test_stacked import at_once, bundle_job, index_sets, last_weights, one_at_a_time, specs
+from .test_training import tiny_data, train
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -24,7 +23,7 @@ CUDA = torch.device("cuda")
 def exact_float32(monkeypatch):
     """resolve_device as the engines call it, then TF32 and autotuning off (nondeterministic kernel
     choice and 10-bit products would need a looser tolerance than these tests use)."""
-    resolve = training.resolve_device
+    resolve = devices.resolve_device
 
     def resolve_without_tf32(name="auto"):
         device = resolve(name)
@@ -33,8 +32,8 @@ def exact_float32(monkeypatch):
         torch.backends.cudnn.benchmark = False
         return device
 
-    monkeypatch.setattr(training, "resolve_device", resolve_without_tf32)
-    monkeypatch.setattr(stacked, "resolve_device", resolve_without_tf32, raising=False)
+    for module in (devices, training, stacked):  # scoring and bundles import it from devices when called
+        monkeypatch.setattr(module, "resolve_device", resolve_without_tf32)
     yield
     torch.backends.cudnn.benchmark = False
 
@@ -60,13 +59,9 @@ def test_stacked_training_on_cuda_follows_the_cpu(tmp_path, exact_float32):
 
 def test_one_at_a_time_on_cuda_follows_the_cpu(tmp_path, exact_float32):
     images, labels = tiny_data()
-    run_spec = specs(seeds=(4,), methods=("baseline",))[0]
+    run = specs(seeds=(4,), methods=("baseline",))[0]
     indices = index_sets(1, labels)[0]
-    manifests = []
-    for device in ("cpu", "cuda"):
-        run_dir = tmp_path / device
-        manifests.append(training.train(run_spec, images, labels, indices, run_dir, run_dir / "run.json", {},
-                                        device=device))
+    manifests = [train(run, images, labels, indices, tmp_path / device, device=device) for device in ("cpu", "cuda")]
     assert manifests[1]["device"].startswith("cuda")
     assert_same_weights(manifests[1:], manifests[:1])
 
@@ -88,13 +83,11 @@ def test_bf16_autocast_trains_on_cuda_in_both_engines(tmp_path):
     run_specs = specs(seeds=(1, 2), methods=("baseline",), precision="bf16", iterations=120, checkpoints=[120])
     indices = [np.arange(len(labels))] * len(run_specs)
     stacked_runs = at_once(tmp_path / "stacked", run_specs, indices, device="cuda")
-    single_dir = tmp_path / "single"
-    single = training.train(run_specs[0], images, labels, indices[0], single_dir, single_dir / "run.json", {},
-                            device="cuda")
+    single = train(run_specs[0], images, labels, indices[0], tmp_path / "single", device="cuda")
     inputs = models.to_input(torch.from_numpy(images))
     for manifest in [*stacked_runs, single]:
         model = models.build("digits_cnn", 3, (8, 8))
-        training.load_checkpoint(manifest["checkpoints"][-1], model, manifest["fingerprint"])
+        rundir.load_checkpoint(manifest["checkpoints"][-1], model, manifest["fingerprint"])
         model.eval()
         with torch.no_grad():
             accuracy = (model(inputs).argmax(dim=1).numpy() == labels).mean()
@@ -103,48 +96,21 @@ def test_bf16_autocast_trains_on_cuda_in_both_engines(tmp_path):
 
 def test_resume_states_keep_the_gpu_generator():
     torch.cuda.manual_seed(11)
-    states = training.rng_states(CUDA)
+    states = devices.rng_states(CUDA)
     expected = torch.rand(4, device=CUDA)
     torch.rand(100, device=CUDA)  # move the generator on
-    training.restore_rng_states(states, CUDA)
+    devices.restore_rng_states(states, CUDA)
     assert torch.equal(torch.rand(4, device=CUDA), expected)
 
 
-def test_a_cuda_job_trains_stacked_and_scores_like_a_cpu_job(tmp_path, exact_float32):
+def test_a_cuda_job_trains_stacked_and_scores_like_a_cpu_job(tmp_path, monkeypatch, exact_float32):
     """bundles.run_bundle, as the rule train_bundle calls it: on CUDA with stack auto the runs are
     trained stacked, and the score rows match a CPU job's (stack never) to float tolerance."""
-    import pandas as pd
-
-    config = {
-        "datasets": {"digits": {"source": "sklearn_digits", "train_per_class": 40, "test_per_class": 20,
-                                "model": "digits_cnn", "protocol": "digits"}},
-        "protocols": {"digits": {"iterations": 80, "batch_size": 16, "lr": 0.02, "checkpoints": [20, 80],
-                                 "lr_policy": {"name": "inv", "gamma": 1e-4, "power": 0.75}}},
-        "methods": {"baseline": {"sampler": "none"}, "over": {"sampler": "over"}},
-        "study": {"datasets": ["digits"], "seeds": [1, 2], "methods": ["baseline", "over"],
-                  "profiles": {"step": {"mu": [0.5], "rho": [5]}}},
-    }
-    study.validate(config, REPO / "workflow" / "schemas" / "config.schema.yaml")
-    dataset_path = tmp_path / "digits.h5"
-    dataset = datasets.prepare("digits", config["datasets"]["digits"], dataset_path)
-    index_path = str(tmp_path / "indices" / "seed{seed}" / "{index}.npy")
-    (bundle,) = study.bundles(config)
-    sampling.write_index_files(dataset.train_labels, bundle.profile, 40, [1, 2],
-                               config["datasets"]["digits"]["minority_classes"],
-                               sorted({study.index_name(config, method) for method in ("baseline", "over")}),
-                               path_of=lambda seed, name: index_path.format(seed=seed, index=name), context="test")
-    members = study.bundle_members(config, bundle)
-    results = {}
-    for device, stack in (("cpu", "never"), ("cuda", "auto")):
-        out = tmp_path / device
-        results[device] = bundles.run_bundle(
-            config, "digits", bundle.profile, members, str(dataset_path), str(out / "seed{seed}" / "{method}"),
-            index_path, str(out / "scores.csv"), str(out / "runs.json"), device=device, stack=stack,
-            scoring_settings={"splits": ["test", "train"]})
-    assert results["cpu"]["engine"] == "one_at_a_time"
-    assert results["cuda"]["engine"] == "stacked" and results["cuda"]["device"].startswith("cuda")
+    cpu_timings, cpu = bundle_job(tmp_path / "cpu", monkeypatch, "cpu", "never")
+    cuda_timings, cuda = bundle_job(tmp_path / "cuda", monkeypatch, "cuda", "auto")
+    assert cpu_timings["engine"] == "one_at_a_time"
+    assert cuda_timings["engine"] == "stacked" and cuda_timings["device"].startswith("cuda")
     keys = ["seed", "variant", "iteration", "split", "thresholded", "metric", "class", "group"]
-    cpu, cuda = (pd.read_csv(tmp_path / device / "scores.csv") for device in ("cpu", "cuda"))
     merged = cpu.merge(cuda, on=keys, suffixes=("_cpu", "_cuda"), validate="one_to_one")
     assert len(merged) == len(cpu) == len(cuda) > 100
     gap = (merged["value_cpu"] - merged["value_cuda"]).abs()

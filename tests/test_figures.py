@@ -1,7 +1,10 @@
+import inspect
+import io
 import itertools
 import math
 import re
 import runpy
+import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -9,8 +12,12 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from imbalance_study import figures, selection
+from imbalance_study.figures.style import _selection_text
+
+from .conftest import REPO
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
@@ -27,8 +34,9 @@ RAMPS = [("linear", rho) for rho in (10, 100)] + [("exponential", 10)]
 def planted(dataset, method, rho, metric, split="test", thresholded=False, group="all", iteration=ITERATIONS[-1]):
     """The mean over seeds that the synthetic table holds for one cell."""
     value = METHODS[method][3] - 0.02 * math.log10(rho) + (0.01 if dataset == "cifar" else 0.0)
-    value -= 0.05 * (ITERATIONS.index(iteration) - len(ITERATIONS) + 1)  # earlier checkpoints lower
+    value += 0.05 * (ITERATIONS.index(iteration) - len(ITERATIONS) + 1)  # earlier checkpoints lower
     value += 0.03 * thresholded + 0.05 * (split == "train") - 0.3 * (group == "minority")
+    value += 0.1 * (split == "train" and group == "minority")  # memorised: a larger gap for the minority
     return value - 0.1 if metric == "accuracy" else value
 
 
@@ -73,6 +81,17 @@ def score_table(datasets=("mnist", "cifar"), seeds=SEEDS, selected=True, offset=
     return pd.DataFrame(rows)[list(figures.TABLE_COLUMNS)]
 
 
+# The settings the workflow always passes (their defaults live in the config schema; fig8's and
+# dynamics' profile is chosen by imbalance_study.catalog when the config names none).
+PROFILE = "step-mu0.2-rho1000"
+REQUIRED = {"fig3": {"metric": "roc_auc"}, "fig4": {"metric": "roc_auc"},
+            "fig5": {"metric": "roc_auc", "imbalance": "linear"}, "fig6": {"metric": "accuracy"},
+            "fig7": {"rho": 1000, "metric": "roc_auc"}, "fig8": {"metric": "accuracy", "profile": PROFILE},
+            "table4": {}, "dynamics": {"profile": PROFILE}}
+SUMMARY = ["mean", "sd", "n"]
+METHOD_NAMES = ["baseline", "over", "under", "twophase_over", "over_r10", "under_r10"]  # METHOD_ORDER, then a-z
+
+
 @pytest.fixture(scope="module")
 def table():
     return score_table()
@@ -81,6 +100,26 @@ def table():
 def assert_pdf(path):
     content = Path(path).read_bytes()
     assert content[:4] == b"%PDF" and len(content) > 5000
+
+
+def draw(table, directory, name, **settings):
+    """Draw a figure with the workflow's settings (``settings`` on top); its CSV, read back."""
+    pdf, csv = Path(directory) / f"{name}.pdf", Path(directory) / f"{name}.csv"
+    figures.FIGURES[name](table, pdf, csv, **{**REQUIRED[name], **settings})
+    assert_pdf(pdf)
+    assert not list(Path(directory).glob(".tmp-*"))  # both written atomically
+    return pd.read_csv(csv, keep_default_na=False, na_values=[""])
+
+
+def assert_planted(frame, metric, **cell):
+    """Every row's mean is the planted one for its cell, over all the seeds: sd 0.01, n = seeds."""
+    assert len(frame)
+    for _, row in frame.iterrows():
+        where = {key: row[key] for key in ("split", "thresholded", "group", "iteration") if key in row.index}
+        rho = row["rho"]
+        expected = planted(row["dataset"], row["method"], rho, metric, **{**where, **cell})
+        assert row["mean"] == pytest.approx(expected), row
+        assert row["sd"] == pytest.approx(0.01) and row["n"] == len(SEEDS), row
 
 
 def test_contract_columns():
@@ -135,8 +174,11 @@ def test_last_checkpoint_is_per_run():
 
 @pytest.mark.parametrize("name", sorted(figures.FIGURES))
 def test_every_figure_writes_a_pdf(tmp_path, table, name):
-    figures.FIGURES[name](table, tmp_path / f"{name}.pdf")
-    assert_pdf(tmp_path / f"{name}.pdf")
+    written = draw(table, tmp_path, name)
+    assert len(written) > 0
+    if name != "table4":
+        assert list(written.columns[-3:]) == SUMMARY and (written["n"] == len(SEEDS)).all()
+        assert np.allclose(written.loc[written["sd"] > 0.001, "sd"], 0.01)  # the gap's runs agree: sd ~0
 
 
 @pytest.mark.parametrize("name, settings", [
@@ -147,8 +189,97 @@ def test_every_figure_writes_a_pdf(tmp_path, table, name):
     ("table4", {"metric": "roc_auc", "methods": ["baseline", "over"], "iteration": 10}),
 ])
 def test_figures_take_their_settings(tmp_path, table, name, settings):
-    figures.FIGURES[name](table, tmp_path / f"{name}.pdf", **settings)
-    assert_pdf(tmp_path / f"{name}.pdf")
+    written = draw(table, tmp_path, name, **settings)
+    datasets = settings.get("datasets", ["mnist", "cifar"])
+    assert set(written["dataset"]) == set([datasets] if isinstance(datasets, str) else datasets)
+    if "methods" in settings and name != "table4":
+        assert list(dict.fromkeys(written["method"])) == [m for m in METHOD_NAMES if m in settings["methods"]]
+    if name == "table4":
+        assert [c for c in written.columns if c.endswith("_mean")] == ["baseline_mean", "over_mean"]
+        for _, row in written.iterrows():
+            assert row["over_mean"] == pytest.approx(planted(row["dataset"], "over", row["rho"], row["metric"],
+                                                             iteration=10))
+
+
+def test_line_figures_draw_the_planted_means(tmp_path, table):
+    """fig3 to fig6: one row per drawn point, the planted mean of every method at every setting."""
+    fig3 = draw(table, tmp_path, "fig3")
+    assert list(fig3.columns) == ["dataset", "imbalance", "n_minority", "rho", "method", "metric"] + SUMMARY
+    assert len(fig3) == 2 * len(STEP) * len(METHODS)  # datasets x (n_minority, rho) x methods
+    assert set(zip(fig3["n_minority"], fig3["rho"])) == set(STEP)
+    assert set(fig3["metric"]) == {"roc_auc"} and set(fig3["imbalance"]) == {"step"}
+    assert list(dict.fromkeys(fig3["method"])) == METHOD_NAMES  # METHOD_ORDER, then the others alphabetically
+    assert_planted(fig3, "roc_auc")
+
+    fig4 = draw(table, tmp_path, "fig4", metric="accuracy")
+    assert list(fig4.columns) == ["dataset", "imbalance", "rho", "n_minority", "method", "metric"] + SUMMARY
+    assert len(fig4) == len(fig3) and set(fig4["metric"]) == {"accuracy"}
+    assert_planted(fig4, "accuracy")
+
+    fig5 = draw(table, tmp_path, "fig5")
+    assert list(fig5.columns) == ["dataset", "imbalance", "rho", "method", "metric"] + SUMMARY
+    linear = [rho for kind, rho in RAMPS if kind == "linear"]
+    assert len(fig5) == 2 * len(linear) * len(METHODS) and set(fig5["imbalance"]) == {"linear"}
+    assert set(fig5["rho"]) == set(linear)
+    assert_planted(fig5, "roc_auc")
+    exponential = draw(table, tmp_path, "fig5", imbalance="exponential", iteration=10)
+    assert set(exponential["imbalance"]) == {"exponential"} and set(exponential["rho"]) == {10}
+    assert len(exponential) == 2 * len(METHODS)
+    assert_planted(exponential, "roc_auc", iteration=10)
+
+
+def test_fig6_draws_each_method_without_and_with_thresholding(tmp_path, table):
+    fig6 = draw(table, tmp_path, "fig6")
+    assert list(fig6.columns) == ["dataset", "imbalance", "n_minority", "rho", "method", "thresholded",
+                                  "metric"] + SUMMARY
+    assert fig6["thresholded"].dtype == bool and set(fig6["metric"]) == {"accuracy"}
+    assert len(fig6) == 2 * len(STEP) * len(METHODS) * 2
+    for _, rows in fig6.groupby(["dataset", "n_minority", "rho", "method"]):
+        assert sorted(rows["thresholded"]) == [False, True]
+    assert_planted(fig6, "accuracy")  # thresholding planted 0.03 higher
+    restricted = draw(table, tmp_path, "fig6", methods=["baseline"], datasets=["mnist"])
+    assert set(restricted["method"]) == {"baseline"} and len(restricted) == len(STEP) * 2
+
+
+def test_fig7_draws_the_sampling_lines_and_the_baseline_reference(tmp_path, table):
+    fig7 = draw(table, tmp_path, "fig7")
+    assert list(fig7.columns) == ["dataset", "n_minority", "rho", "line", "sampler",
+                                  "imbalance_ratio_after_sampling", "metric"] + SUMMARY
+    assert set(fig7["rho"]) == {1000} and set(fig7["metric"]) == {"roc_auc"}
+    panels = {(n_minority, rho) for n_minority, rho in STEP if rho == 1000}
+    # per panel: the baseline, and each sampler at ratios 1 and 10 (two-phase runs left out)
+    assert len(fig7) == 2 * len(panels) * 5
+    which = {("baseline", "none", 1000): "baseline", ("oversampling", "over", 1): "over",
+             ("oversampling", "over", 10): "over_r10", ("undersampling", "under", 1): "under",
+             ("undersampling", "under", 10): "under_r10"}
+    for (dataset, n_minority), rows in fig7.groupby(["dataset", "n_minority"]):
+        assert rows["line"].iloc[0] == "baseline"  # the reference first, marked as such
+        points = {(r.line, r.sampler, r.imbalance_ratio_after_sampling): r for r in rows.itertuples()}
+        assert set(points) == set(which)
+        for key, method in which.items():
+            assert points[key].mean == pytest.approx(planted(dataset, method, 1000, "roc_auc"))
+            assert points[key].sd == pytest.approx(0.01) and points[key].n == len(SEEDS)
+    at_10 = draw(table, tmp_path, "fig7", rho=10, datasets=["cifar"], methods=["baseline", "over"])
+    assert set(at_10["line"]) == {"baseline", "oversampling"} and set(at_10["dataset"]) == {"cifar"}
+    baseline = at_10[at_10["line"] == "baseline"]
+    assert (baseline["imbalance_ratio_after_sampling"] == 10).all() and len(baseline) == 2
+    assert baseline["mean"].to_list() == pytest.approx([planted("cifar", "baseline", 10, "roc_auc")] * 2)
+
+
+def test_fig8_draws_train_and_test_at_every_checkpoint(tmp_path, table):
+    fig8 = draw(table, tmp_path, "fig8")
+    assert list(fig8.columns) == ["dataset", "profile", "method", "split", "iteration", "metric"] + SUMMARY
+    assert set(fig8["profile"]) == {PROFILE} and set(fig8["metric"]) == {"accuracy"}
+    assert list(dict.fromkeys(fig8["method"])) == METHOD_NAMES  # every method of the table by default
+    for (dataset, method), rows in fig8.groupby(["dataset", "method"]):
+        assert list(zip(rows["split"], rows["iteration"])) == [
+            (split, iteration) for split in ("train", "test") for iteration in ITERATIONS]
+    fig8 = fig8.assign(rho=1000.0)
+    assert_planted(fig8, "accuracy")  # train planted above test, earlier checkpoints lower
+    other = draw(table, tmp_path, "fig8", profile="step-mu0.5-rho10", metric="roc_auc", methods=["under"])
+    assert set(other["profile"]) == {"step-mu0.5-rho10"} and set(other["method"]) == {"under"}
+    assert len(other) == 2 * 2 * len(ITERATIONS)
+    assert_planted(other.assign(rho=10.0), "roc_auc")
 
 
 def test_table4_holds_the_planted_means(tmp_path, table):
@@ -169,12 +300,15 @@ def test_table4_holds_the_planted_means(tmp_path, table):
     assert written.loc[written["imbalance"] == "linear", "mu"].isna().all()
 
 
-def test_table4_default_csv_sits_beside_the_pdf(tmp_path, table):
-    figures.FIGURES["table4"](table, tmp_path / "table4.pdf", metric="accuracy")
-    written = pd.read_csv(tmp_path / "table4.csv", keep_default_na=False)
+def test_table4_under_the_figures_signature_writes_its_frame(tmp_path, table):
+    figures.FIGURES["table4"](table, tmp_path / "table4.pdf", tmp_path / "t4.csv", metric="accuracy")
+    assert_pdf(tmp_path / "table4.pdf")
+    written = pd.read_csv(tmp_path / "t4.csv", keep_default_na=False)
     assert list(written["metric"].unique()) == ["accuracy", "roc_auc"]  # the named metric's block first
     assert (written["select_on"] == "").all()  # no learning-rate search in this study
     assert set(figures.table4_frame(table, metric=["accuracy"])["metric"]) == {"accuracy"}
+    frame = figures.table4_frame(table, metric="accuracy")
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "t4.csv"), pd.read_csv(io.StringIO(frame.to_csv(index=False))))
 
 
 def test_unselected_runs_are_left_out(tmp_path, table):
@@ -183,13 +317,18 @@ def test_unselected_runs_are_left_out(tmp_path, table):
     assert frame["baseline_mean"].max() < 1 and (frame["baseline_n"] == len(SEEDS)).all()
     pd.testing.assert_frame_equal(frame, figures.table4_frame(table))
     assert (figures.final_scores(pd.concat([table, absurd]), "roc_auc")["seed"] != 99).all()
+    few = {"methods": ["baseline", "over"], "datasets": ["mnist"]}
+    for name in ("fig3", "fig8", "dynamics"):
+        pd.testing.assert_frame_equal(draw(pd.concat([table, absurd]), tmp_path, name, **few),
+                                      draw(table, tmp_path, name, **few))
 
 
 @pytest.mark.parametrize("name", sorted(figures.FIGURES))
 def test_no_test_scores_is_an_error_naming_the_figure(tmp_path, table, name):
     with pytest.raises(figures.ScoreTableError, match=rf"^{name}: nothing to draw.*split"):
-        figures.FIGURES[name](table[table["split"] != "test"], tmp_path / "x.pdf")
-    assert not (tmp_path / "x.pdf").exists()
+        figures.FIGURES[name](table[table["split"] != "test"], tmp_path / "x.pdf", tmp_path / "x.csv",
+                              **REQUIRED[name])
+    assert not (tmp_path / "x.pdf").exists() and not (tmp_path / "x.csv").exists()
 
 
 @pytest.mark.parametrize("name, rows, settings, message", [
@@ -202,14 +341,75 @@ def test_no_test_scores_is_an_error_naming_the_figure(tmp_path, table, name):
     ("fig8", lambda t: t["rho"] > 0, {"profile": "step-mu0.9-rho7"}, "fig8: .*profile step-mu0.9-rho7"),
     ("fig8", lambda t: t["split"] == "test", {}, "fig8: .*split train"),
     ("table4", lambda t: t["rho"] > 0, {"datasets": ["imagenet"]}, r"table4: .*dataset in \['imagenet'\]"),
+    ("dynamics", lambda t: t["rho"] > 0, {"profile": "step-mu0.9-rho7"}, "dynamics: .*profile step-mu0.9-rho7"),
 ])
 def test_missing_rows_are_named(tmp_path, table, name, rows, settings, message):
     with pytest.raises(figures.ScoreTableError, match=message):
-        figures.FIGURES[name](table[rows(table)], tmp_path / "x.pdf", **settings)
+        figures.FIGURES[name](table[rows(table)], tmp_path / "x.pdf", tmp_path / "x.csv",
+                              **{**REQUIRED[name], **settings})
 
 
-def test_fig8_defaults_to_the_first_step_profile_with_the_largest_rho(table):
-    assert figures.default_fig8_profile(table) == "step-mu0.2-rho1000"
+@pytest.mark.parametrize("name", sorted(figures.FIGURES))
+def test_settings_with_a_schema_default_are_required(tmp_path, table, name):
+    """No figure picks its own metric, ρ, kind of imbalance or profile: the caller passes them."""
+    plot = inspect.unwrap(figures.FIGURES[name])
+    parameters = [p for p in inspect.signature(plot).parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    assert list(inspect.signature(plot).parameters)[:3] == ["table", "pdf_path", "csv_path"]
+    assert sorted(p.name for p in parameters if p.default is inspect.Parameter.empty) == sorted(REQUIRED[name])
+    assert all(p.default is None for p in parameters if p.default is not inspect.Parameter.empty)
+    for setting in REQUIRED[name]:
+        given = {key: value for key, value in REQUIRED[name].items() if key != setting}
+        with pytest.raises(figures.FigureSettingsError, match=rf"^{name}: missing setting\(s\) \['{setting}'\]"):
+            figures.FIGURES[name](table, tmp_path / "x.pdf", tmp_path / "x.csv", **given)
+    with pytest.raises(figures.FigureSettingsError, match=rf"^{name}: unknown setting\(s\) \['colour'\]"):
+        figures.FIGURES[name](table, tmp_path / "x.pdf", tmp_path / "x.csv", colour="red", **REQUIRED[name])
+    assert not (tmp_path / "x.pdf").exists()
+
+
+def test_the_schema_gives_the_required_settings_their_defaults():
+    """Each figure takes exactly the settings of its config key; those with a schema default (and fig8's
+    and dynamics' profile, chosen by the workflow) are required."""
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+
+    def resolve(node):
+        while "$ref" in node:
+            node = {**schema["$defs"][node["$ref"].split("/")[-1]], **{k: v for k, v in node.items() if k != "$ref"}}
+        return node
+
+    for name, node in schema["properties"]["figures"]["properties"].items():
+        properties = {key: resolve(value) for key, value in resolve(node)["properties"].items()}
+        plot = inspect.unwrap(figures.FIGURES[name])
+        taken = [p.name for p in inspect.signature(plot).parameters.values()
+                 if p.kind is inspect.Parameter.KEYWORD_ONLY]
+        assert sorted(taken) == sorted(properties), name
+        defaults = {key for key, value in properties.items() if "default" in value} | ({"profile"} & set(properties))
+        assert defaults == set(REQUIRED[name]), name
+        assert {key: properties[key]["default"] for key in defaults - {"profile"}} == \
+            {key: value for key, value in REQUIRED[name].items() if key != "profile"}, name
+
+
+def test_importing_the_figures_loads_no_plotting_library():
+    code = ("import sys; from imbalance_study import figures; assert sorted(figures.FIGURES) == "
+            f"{sorted(figures.FIGURES)!r}; assert 'fig3' in figures.FIGURES; "
+            "heavy = [m for m in ('pandas', 'matplotlib', 'seaborn') if m in sys.modules]; "
+            "assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+def test_pdf_metadata_names_the_provenance(tmp_path, table, monkeypatch):
+    made_by = {"config_sha256": "abc123", "software": {"python": "3.11.9", "pandas": "2.2.3"}}
+    metadata = figures.provenance_metadata(made_by)
+    assert metadata == {"Subject": "config sha256 abc123; python 3.11.9, pandas 2.2.3", "Creator": "imbalance-study"}
+    settings = figures.provenance_metadata({"settings": {"fig3": {"metric": "roc_auc"}}, "software": {"python": "3"}})
+    assert settings["Subject"] == 'settings {"fig3": {"metric": "roc_auc"}}; python 3'
+    for key, value in metadata.items():
+        monkeypatch.setitem(figures.PDF_METADATA, key, value)
+    for name in ("fig3", "dynamics", "table4"):
+        draw(table, tmp_path, name, methods=["baseline"], datasets=["mnist"])
+        assert b"config sha256 abc123; python 3.11.9, pandas 2.2.3" in (tmp_path / f"{name}.pdf").read_bytes()
+    imports_study = re.compile(r"^\s*(from|import)\s.*\bstudy\b", re.MULTILINE)  # figures never import study
+    package = Path(figures.__file__).parent
+    assert not [path.name for path in package.glob("*.py") if imports_study.search(path.read_text())]
 
 
 def test_summaries_are_means_and_sds_over_repeats(table):
@@ -220,25 +420,43 @@ def test_summaries_are_means_and_sds_over_repeats(table):
     assert (one["sd"] == 0).all()
 
 
-@pytest.mark.parametrize("name, outputs", [("fig7", {"pdf": "fig7.pdf"}),
-                                           ("table4", {"pdf": "table4.pdf", "csv": "t4.csv"})])
-def test_the_generic_script_draws_a_figure(tmp_path, monkeypatch, table, name, outputs):
+def fake_rule(tmp_path, table, name, plot, settings, runs=None):
+    """What the figure rule hands scripts/plot_figure.py: its outputs (pdf, csv), the plot function,
+    the settings resolved from the config, the runs the figure draws."""
     table.to_csv(tmp_path / "scores.csv", index=False)
+    runs = runs if runs is not None else table[["dataset", "profile", "seed", "variant"]].drop_duplicates()
+    output = {"pdf": str(tmp_path / f"{name}.pdf"), "csv": str(tmp_path / f"{name}.csv")}
+    return SimpleNamespace(input=SimpleNamespace(scores=[str(tmp_path / "scores.csv")]),
+                           output=SimpleNamespace(items=lambda: output.items(), **output),
+                           params=SimpleNamespace(figure=name, plot=plot, settings=settings,
+                                                  runs=runs.values.tolist()),
+                           log=[str(tmp_path / f"{name}.log")], config={"study": {"seeds": [1]}})
+
+
+@pytest.mark.parametrize("name, plot, settings", [("fig7", "fig7:plot_fig7", {"rho": 1000, "metric": "roc_auc"}),
+                                                  ("table4", "table4:plot_table4", {})])
+def test_the_generic_script_draws_a_figure(tmp_path, monkeypatch, table, name, plot, settings):
     monkeypatch.syspath_prepend(str(SCRIPTS))
     monkeypatch.setattr(sys, "excepthook", sys.excepthook)
-    output = {key: str(tmp_path / value) for key, value in outputs.items()}
-    fake = SimpleNamespace(input=SimpleNamespace(scores=[str(tmp_path / "scores.csv")]),
-                           output=SimpleNamespace(items=lambda: output.items(), **output),
-                           params=SimpleNamespace(figure=name, settings={"datasets": ["mnist"]}),
-                           log=[str(tmp_path / "figure.log")], config={"study": {"seeds": [1]}})
+    fake = fake_rule(tmp_path, table, name, plot, {**settings, "datasets": ["mnist"]})
     runpy.run_path(str(SCRIPTS / "plot_figure.py"), init_globals={"snakemake": fake})
-    assert_pdf(output["pdf"])
-    if "csv" in output:
-        assert set(pd.read_csv(output["csv"])["dataset"]) == {"mnist"}
-    assert "drew" in (tmp_path / "figure.log").read_text()
-    fake.params.settings = {"profile": "step-mu0.2-rho10"}
+    assert_pdf(fake.output.pdf)
+    assert set(pd.read_csv(fake.output.csv)["dataset"]) == {"mnist"}
+    assert "drew" in (tmp_path / f"{name}.log").read_text()
+    fake.params.settings = {**settings, "profile": "step-mu0.2-rho10"}
     with pytest.raises(figures.FigureSettingsError, match=rf"{name}: unknown setting\(s\) \['profile'\]"):
         runpy.run_path(str(SCRIPTS / "plot_figure.py"), init_globals={"snakemake": fake})
+
+
+def test_the_generic_script_draws_only_the_figures_runs(tmp_path, monkeypatch, table):
+    monkeypatch.syspath_prepend(str(SCRIPTS))
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)
+    runs = table.loc[(table["dataset"] == "cifar") & (table["seed"] < 3), ["dataset", "profile", "seed", "variant"]]
+    fake = fake_rule(tmp_path, table, "fig3", "lines:plot_fig3", {"metric": "roc_auc"}, runs.drop_duplicates())
+    runpy.run_path(str(SCRIPTS / "plot_figure.py"), init_globals={"snakemake": fake})
+    written = pd.read_csv(fake.output.csv)
+    assert set(written["dataset"]) == {"cifar"} and (written["n"] == 2).all()
+    assert written["sd"].to_list() == pytest.approx([math.sqrt(0.01 ** 2 / 2)] * len(written))  # seeds 1 and 2
 
 
 def searched_table():
@@ -259,17 +477,12 @@ def searched_table():
 
 
 def test_the_generic_script_decides_learning_rate_searches(tmp_path, monkeypatch):
-    searched_table().to_csv(tmp_path / "scores.csv", index=False)
     monkeypatch.syspath_prepend(str(SCRIPTS))
     monkeypatch.setattr(sys, "excepthook", sys.excepthook)
-    output = {"pdf": str(tmp_path / "table4.pdf"), "csv": str(tmp_path / "table4.csv")}
-    fake = SimpleNamespace(input=SimpleNamespace(scores=[str(tmp_path / "scores.csv")]),
-                           output=SimpleNamespace(items=lambda: output.items(), **output),
-                           params=SimpleNamespace(figure="table4", settings={}), log=[str(tmp_path / "t4.log")],
-                           config={})
+    fake = fake_rule(tmp_path, searched_table(), "table4", "table4:plot_table4", {})
     runpy.run_path(str(SCRIPTS / "plot_figure.py"), init_globals={"snakemake": fake})
-    assert_pdf(output["pdf"])
-    written = pd.read_csv(output["csv"], keep_default_na=False)
+    assert_pdf(fake.output.pdf)
+    written = pd.read_csv(fake.output.csv, keep_default_na=False)
     assert (written["select_on"] == "validation").all()
     for _, row in written.iterrows():
         best = planted("mnist", "over", row["rho"], row["metric"]) + 0.05 + 0.01  # lr 0.01, seed 3
@@ -281,25 +494,45 @@ def test_the_generic_script_decides_learning_rate_searches(tmp_path, monkeypatch
 def test_titles_name_the_split_a_search_selected_on():
     chosen = selection.mark_selected(searched_table())
     rows = figures.final_scores(chosen, "roc_auc")
-    assert figures._selection_text(rows) == "; searched runs' learning rate selected on the validation split"
+    assert _selection_text(rows) == "; searched runs' learning rate selected on the validation split"
     over = rows[rows["method"] == "over"]
-    assert figures._selection_text(over) == "; learning rate selected on the validation split"
-    assert figures._selection_text(over.assign(select_on="test")).endswith("on the test split (optimistic)")
-    assert figures._selection_text(rows[rows["method"] == "baseline"]) == ""
+    assert _selection_text(over) == "; learning rate selected on the validation split"
+    assert _selection_text(over.assign(select_on="test")).endswith("on the test split (optimistic)")
+    assert _selection_text(rows[rows["method"] == "baseline"]) == ""
     assert set(over["variant"]) == {"over-lr0.01"} and set(over["seed"]) == {3}
 
 
 def test_dynamics_draws_two_pages_of_group_curves(tmp_path, table):
-    path = tmp_path / "dynamics.pdf"
-    figures.FIGURES["dynamics"](table, path, methods=["baseline", "over"])
-    content = path.read_bytes()
+    written = draw(table, tmp_path, "dynamics", methods=["baseline", "over"])
+    content = (tmp_path / "dynamics.pdf").read_bytes()
     assert content.startswith(b"%PDF")
     assert len(re.findall(rb"/Type\s*/Page(?!s)", content)) == 2
+    assert list(written.columns) == ["dataset", "profile", "method", "quantity", "split", "group",
+                                     "iteration"] + SUMMARY
+    assert set(written["profile"]) == {PROFILE} and list(dict.fromkeys(written["method"])) == ["baseline", "over"]
+    assert list(dict.fromkeys(written["quantity"])) == ["recall", "generalisation_gap", "silhouette"]
+    lines = {"recall": [(split, group) for split in ("train", "test") for group in ("majority", "minority")],
+             "generalisation_gap": [("train-test", "majority"), ("train-test", "minority")],
+             "silhouette": [("test", "majority"), ("test", "minority")]}
+    for (dataset, method, quantity), rows in written.groupby(["dataset", "method", "quantity"]):
+        assert list(zip(rows["split"], rows["group"], rows["iteration"])) == [
+            (split, group, iteration) for split, group in lines[quantity] for iteration in ITERATIONS]
+        assert (rows["n"] == len(SEEDS)).all()
+        for row in rows.itertuples():
+            if quantity == "generalisation_gap":  # per run train - test: the seeds' offsets cancel
+                expected = 0.05 + 0.1 * (row.group == "minority")
+                assert row.mean == pytest.approx(expected) and row.sd == pytest.approx(0, abs=1e-9)
+                continue
+            recall = planted(dataset, method, 1000, "recall", "train" if row.split == "train" else "test", False,
+                             row.group, row.iteration)
+            assert row.mean == pytest.approx(recall - 0.5 * (quantity == "silhouette"))
+            assert row.sd == pytest.approx(0.01)
 
 
 def test_dynamics_without_group_means_names_what_is_missing(tmp_path, table):
     with pytest.raises(figures.ScoreTableError, match="^dynamics: nothing to draw.*metric recall"):
-        figures.FIGURES["dynamics"](table[table["metric"] != "recall"], tmp_path / "x.pdf")
+        figures.FIGURES["dynamics"](table[table["metric"] != "recall"], tmp_path / "x.pdf", tmp_path / "x.csv",
+                                    profile=PROFILE)
 
 
 def test_generalisation_gap_per_group_on_a_hand_made_table():

@@ -47,7 +47,7 @@ def test_same_minority_classes_at_every_rho_and_nested_subsets():
 
 def test_index_files_are_deterministic_byte_for_byte(tmp_path):
     labels = pool()
-    profile = imbalance.parse_profile("step-mu0.2-rho10")
+    profile = imbalance.step(0.2, 10)
     for name in ("a.npy", "b.npy"):
         write_npy(tmp_path / name, imbalance.imbalanced_indices(labels, profile, 100, seed=5))
     assert (tmp_path / "a.npy").read_bytes() == (tmp_path / "b.npy").read_bytes()
@@ -55,16 +55,23 @@ def test_index_files_are_deterministic_byte_for_byte(tmp_path):
     assert not np.array_equal(np.load(tmp_path / "a.npy"), other_seed)
 
 
-def test_step_profiles_round_trip_through_their_names():
-    for mu, rho in [(0.2, 10), (0.5, 2.5), (0.8, 5000)]:
-        profile = imbalance.step(mu, rho)
-        assert imbalance.parse_profile(profile.name) == profile
+def test_profile_names_are_exact_and_never_in_exponent_form():
+    """A name is made from the profile and never parsed back; distinct values get distinct names,
+    and every number in a name reads back as the same float."""
+    profiles = [imbalance.step(mu, rho) for mu in (0.2, 0.5, 1 / 3, 0.3333333333, 0.333333)
+                for rho in (2.5, 10, 5000, 1e6, 1e6 + 1)] + [imbalance.ramp("linear", 1e7)]
+    names = [profile.name for profile in profiles]
+    assert len(set(names)) == len(profiles)
+    assert "step-mu0.2-rho10" in names and "step-mu0.3333333333-rho1000000" in names
+    assert "linear-rho10000000" in names and not any("e+" in name or "e-" in name for name in names)
+    for profile in profiles:
+        numbers = profile.name.replace("step-mu", "").replace("linear-rho", "").split("-rho")
+        assert [float(text) for text in numbers] == ([profile.mu] if profile.mu is not None else []) + [profile.rho]
 
 
 @pytest.mark.parametrize(("call", "message"), [
     (lambda: imbalance.step(0.25, 10).n_minority(10), "not a whole number"),
     (lambda: imbalance.step(0.2, 0.5), "at least 1"),
-    (lambda: imbalance.parse_profile("stepmu0.2"), "not a profile name"),
     (lambda: imbalance.minority_classes(10, 2, "highest", 0), "unknown rule"),
 ])
 def test_bad_profiles_are_named(call, message):
@@ -92,9 +99,11 @@ def test_exponential_profile_is_the_long_tail_of_cifar10_lt():
     assert counts[0] == 50 and counts[-1] == 5000
 
 
-@pytest.mark.parametrize("name", ["linear-rho10", "exponential-rho2.5", "step-mu0.3-rho100"])
-def test_profile_names_round_trip(name):
-    assert imbalance.parse_profile(name).name == name
+@pytest.mark.parametrize(("profile", "name"), [(imbalance.ramp("linear", 10), "linear-rho10"),
+                                               (imbalance.ramp("exponential", 2.5), "exponential-rho2.5"),
+                                               (imbalance.step(0.3, 100), "step-mu0.3-rho100")])
+def test_profile_names(profile, name):
+    assert profile.name == name
 
 
 def test_ramp_ranking_random_per_seed_or_lowest_labels_smallest():

@@ -10,33 +10,37 @@ import time
 import pytest
 import torch
 
-from imbalance_study import training
+from imbalance_study import rundir
 from imbalance_study.atomic import TEMPORARY_PREFIX
 
 TRAIN = textwrap.dedent("""
     import sys
+    from pathlib import Path
     import numpy as np
     import torch
-    from imbalance_study import training
+    from imbalance_study import imbalance, plan, stacked, training
+    from imbalance_study.batches import TensorBatches
+    from imbalance_study.loop import Trainee
+    from imbalance_study.protocol import Protocol
+    from imbalance_study.sampling import IMBALANCED
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)
     labels = np.repeat(np.arange(3), 30)
     images = rng.integers(0, 255, size=(90, 8, 8), dtype=np.uint8)
-    protocol = training.Protocol.from_config({
+    protocol = Protocol.from_config({
         "iterations": 1500, "batch_size": 16, "lr": 0.02, "weight_decay": 5e-4,
         "lr_policy": {"name": "inv", "gamma": 1e-3, "power": 0.75}, "checkpoints": [750, 1500],
         "resume_every": 25})
-    spec = training.RunSpec("toy", "step-mu0.5-rho2", 3, "over", "digits_cnn", protocol)
+    method = plan.Method(name="over", variant="over", sampler="none", ratio=1.0, index=IMBALANCED,
+                         protocol=protocol, base_lr=0.02)
+    def run(seed):
+        return plan.Run("toy", imbalance.step(0.5, 2), seed, method, "digits_cnn")
+    batches = TensorBatches(images, labels, torch.device("cpu"))
     if sys.argv[2] == "one_at_a_time":
-        training.train(spec, images, labels, np.arange(90), sys.argv[1], sys.argv[1] + "/run.json", {})
+        training.train(Trainee(run(3), np.arange(90), sys.argv[1]), batches, 3)
     else:  # the stacked engine, with a second run beside it
-        from pathlib import Path
-        from imbalance_study import stacked
-        other = training.RunSpec("toy", "step-mu0.5-rho2", 4, "over", "digits_cnn", protocol)
-        runs = [stacked.StackedRun(spec, np.arange(90), Path(sys.argv[1]), Path(sys.argv[1]) / "run.json", {}),
-                stacked.StackedRun(other, np.arange(60), Path(sys.argv[1] + "-other"),
-                                   Path(sys.argv[1] + "-other") / "run.json", {})]
-        stacked.train_stacked(runs, training.TensorBatches(images, labels, torch.device("cpu")), n_classes=3)
+        stacked.train_stacked([Trainee(run(3), np.arange(90), sys.argv[1]),
+                               Trainee(run(4), np.arange(60), sys.argv[1] + "-other")], batches, 3)
 """)
 
 
@@ -69,7 +73,7 @@ def test_sigkill_mid_run_then_rerun_is_bit_identical(tmp_path, engine):
     rerun = start(tmp_path / "killed", engine)
     assert rerun.wait(timeout=300) == 0
     for iteration in (750, 1500):
-        expected = torch.load(training.checkpoint_path(tmp_path / "whole", iteration), weights_only=True)["model"]
-        resumed = torch.load(training.checkpoint_path(tmp_path / "killed", iteration), weights_only=True)["model"]
+        expected = torch.load(rundir.checkpoint_path(tmp_path / "whole", iteration), weights_only=True)["model"]
+        resumed = torch.load(rundir.checkpoint_path(tmp_path / "killed", iteration), weights_only=True)["model"]
         assert all(torch.equal(expected[name], resumed[name]) for name in expected)
     assert not list((tmp_path / "killed").rglob(f"{TEMPORARY_PREFIX}*")), "a temporary file was left under the run"

@@ -7,7 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from imbalance_study import datasets, imbalance, models, scoring, training
+from imbalance_study import datasets, imbalance, metrics, models, plan, rundir, scoring, training
+from imbalance_study.batches import TensorBatches
+from imbalance_study.loop import Trainee
+from imbalance_study.protocol import Protocol
+from imbalance_study.sampling import IMBALANCED
 
 pytestmark = pytest.mark.mnist
 
@@ -35,15 +39,17 @@ def test_lenet5_with_the_papers_protocol_learns_mnist(mnist_file, tmp_path):
     dataset = datasets.load(mnist_file)
     profile = imbalance.step(0.2, 10)
     indices = imbalance.imbalanced_indices(dataset.train_labels, profile, 5000, seed=1)
-    protocol = training.Protocol.from_config({
+    protocol = Protocol.from_config({
         "iterations": 300, "batch_size": 64, "lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4,
         "lr_policy": {"name": "inv", "gamma": 1e-4, "power": 0.75}, "checkpoints": [300]})
-    spec = training.RunSpec("mnist", profile.name, 1, "baseline", "lenet5", protocol)
+    method = plan.Method(name="baseline", variant="baseline", sampler="none", ratio=1.0, index=IMBALANCED,
+                         protocol=protocol, base_lr=0.01)
     torch.set_num_threads(2)
-    manifest = training.train(spec, dataset.train_images, dataset.train_labels, indices, tmp_path,
-                              tmp_path / "run.json", {})
+    manifest = training.train(Trainee(plan.Run("mnist", profile, 1, method, "lenet5"), indices, tmp_path),
+                              TensorBatches(dataset.train_images, dataset.train_labels, torch.device("cpu")), 10,
+                              device="cpu")
     model = models.build("lenet5", 10, dataset.image_shape)
-    training.load_checkpoint(manifest["checkpoints"][0], model, manifest["fingerprint"])
+    rundir.load_checkpoint(manifest["checkpoints"][0], model, manifest["fingerprint"])
     log_probs = scoring.log_probabilities(model, models.to_input(torch.from_numpy(dataset.test_images)))
     assert np.mean(log_probs.argmax(1) == dataset.test_labels) > 0.9
-    assert scoring.multiclass_auc(dataset.test_labels, log_probs) > 0.98
+    assert metrics.multiclass_auc(dataset.test_labels, log_probs) > 0.98

@@ -49,15 +49,15 @@ def test_the_report_holds_every_figure_the_scores_and_the_config_with_captions(s
     assert not re.search(r"<(script|img)[^>]*\ssrc=\"?(https?:)?//", page)
     assert not re.search(r"<link[^>]*\shref=\"?(https?:)?//", page)
     results = embedded(page, "results")
-    assert set(results) == {"figures/fig3.pdf", "figures/fig8.pdf", "figures/dynamics.pdf", "results/scores.csv",
-                            "results/scores.provenance.json"}
+    figures = {f"figures/{name}.{extension}" for name in ("fig3", "fig8", "dynamics") for extension in ("pdf", "csv")}
+    assert set(results) == figures | {"results/scores.csv", "results/scores.provenance.json"}
     for path, result in results.items():
         assert result["data_uri"].startswith("data:") and ";base64," in result["data_uri"], path
         # Jinja filled every placeholder in; nothing reached the page raw.
         assert "{{" not in result["caption"] and "{%" not in result["caption"], path
         assert text(result["caption"]), path
     assert embedded(page, "categories") == {
-        "Figures": {"dynamics": ["figures/dynamics.pdf"], "fig3": ["figures/fig3.pdf"], "fig8": ["figures/fig8.pdf"]},
+        "Figures": {name: [f"figures/{name}.csv", f"figures/{name}.pdf"] for name in ("dynamics", "fig3", "fig8")},
         "Scores": {"Other": ["results/scores.csv"]}, "Config": {"Other": ["results/scores.provenance.json"]}}
 
     fig3 = text(results["figures/fig3.pdf"]["caption"])
@@ -66,7 +66,9 @@ def test_the_report_holds_every_figure_the_scores_and_the_config_with_captions(s
     # ... for this config: the figure's own methods (figures.fig3.methods), the study's seeds and profiles.
     assert "Methods: baseline (sampler none), over (sampler over)." in fig3 and "sampler under" not in fig3
     assert "Seeds (repeats): 3, 7." in fig3 and "μ ∈ {0.5} × ρ ∈ {2, 10}" in fig3
-    assert 'Settings figures.fig3: {"methods": ["baseline", "over"]}.' in fig3
+    # The settings as the figure was drawn with them: the config's, and the schema's defaults.
+    assert 'Settings figures.fig3: {"methods": ["baseline", "over"], "metric": "roc_auc"}.' in fig3
+    assert "fig3.csv holds the numbers the figure draws." in fig3
     fig8 = text(results["figures/fig8.pdf"]["caption"])
     assert "Figure 8: train and test accuracy over training, profile step-mu0.5-rho10." in fig8
     assert "Methods: baseline (sampler none), over (sampler over), under (sampler under)." in fig8
@@ -78,7 +80,7 @@ def test_the_report_holds_every_figure_the_scores_and_the_config_with_captions(s
     scores = text(results["results/scores.csv"]["caption"])
     assert scores.startswith("The score table:") and "seeds 3, 7" in scores and estimated in scores
     config = text(results["results/scores.provenance.json"]["caption"])
-    assert '"seeds": [ 3, 7 ]' in config and '"fig3": { "methods": [ "baseline", "over" ] }' in config
+    assert '"seeds": [ 3, 7 ]' in config and '"fig3": { "methods": [ "baseline", "over" ], "metric": "roc_auc" }' in config
 
     front = text(embedded(page, "workflow_desc"))  # the Snakefile's report: text, the report's front page
     assert "What to look at first." in front and "fig3.pdf (Figures): ROC AUC" in front

@@ -17,7 +17,7 @@ def counts(indices):
 
 def test_oversampling_matches_the_largest_class_with_replicas_of_the_same_class():
     source = imbalanced()
-    sampled = sampling.sample(source, LABELS, "over", 1, seed=1, context="x")
+    sampled = sampling.sample(source, LABELS, sampling.IndexFile("over", 1), seed=1, context="x")
     assert counts(sampled).tolist() == [100] * K
     assert set(sampled) == set(source)  # only replicas, nothing new
     assert len(sampled) == len(source) + 5 * 90
@@ -25,7 +25,7 @@ def test_oversampling_matches_the_largest_class_with_replicas_of_the_same_class(
 
 def test_undersampling_matches_the_smallest_class_with_a_subset():
     source = imbalanced()
-    sampled = sampling.sample(source, LABELS, "under", 1, seed=1, context="x")
+    sampled = sampling.sample(source, LABELS, sampling.IndexFile("under", 1), seed=1, context="x")
     assert counts(sampled).tolist() == [10] * K
     assert set(sampled) <= set(source)
     assert len(set(sampled)) == len(sampled)
@@ -37,22 +37,24 @@ def test_undersampling_matches_the_smallest_class_with_a_subset():
     ("over", 10, 10, 100),  # already at the ratio: unchanged
 ])
 def test_partial_sampling_stops_at_the_ratio(sampler, ratio, expected_min, expected_max):
-    sampled = sampling.sample(imbalanced(), LABELS, sampler, ratio, seed=1, context="x")
+    sampled = sampling.sample(imbalanced(), LABELS, sampling.IndexFile(sampler, ratio), seed=1, context="x")
     assert counts(sampled).min() == expected_min
     assert counts(sampled).max() == expected_max
 
 
 def test_sampling_is_deterministic_and_depends_on_seed():
     source = imbalanced()
-    first = sampling.sample(source, LABELS, "over", 1, seed=1, context="x")
-    assert np.array_equal(first, sampling.sample(source, LABELS, "over", 1, seed=1, context="x"))
-    assert not np.array_equal(first, sampling.sample(source, LABELS, "over", 1, seed=2, context="x"))
+    first = sampling.sample(source, LABELS, sampling.IndexFile("over", 1), seed=1, context="x")
+    assert np.array_equal(first, sampling.sample(source, LABELS, sampling.IndexFile("over", 1), seed=1, context="x"))
+    assert not np.array_equal(first, sampling.sample(source, LABELS, sampling.IndexFile("over", 1), seed=2, context="x"))
 
 
-def test_index_names():
-    assert sampling.index_name("none") == "imbalanced"
-    assert sampling.index_name("over", 10) == "over-ratio10"
-    assert sampling.parse_index_name("under-ratio2.5") == ("under", 2.5)
-    assert sampling.parse_index_name("over") == ("over", 1.0)
-    with pytest.raises(sampling.SamplingError):
-        sampling.parse_index_name("smote")
+def test_index_file_names():
+    assert sampling.IMBALANCED.name == "imbalanced" and sampling.IndexFile("none").name == "imbalanced"
+    assert sampling.IndexFile("over").name == "over" and sampling.IndexFile("over", 10).name == "over-ratio10"
+    assert sampling.IndexFile("under", 2.5).name == "under-ratio2.5"
+    assert sampling.IndexFile("under", 1e6).name == "under-ratio1000000"
+    with pytest.raises(sampling.SamplingError, match="unknown sampler 'smote'"):
+        sampling.IndexFile("smote")
+    with pytest.raises(sampling.SamplingError, match="at least 1"):
+        sampling.IndexFile("over", 0.5)

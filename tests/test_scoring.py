@@ -3,7 +3,7 @@ import pytest
 from scipy.special import log_softmax, softmax
 from sklearn.metrics import roc_auc_score
 
-from imbalance_study import scoring
+from imbalance_study import metrics, scoring
 
 
 def random_log_probs(n=400, k=5, seed=0, scale=3.0):
@@ -18,20 +18,20 @@ def random_log_probs(n=400, k=5, seed=0, scale=3.0):
 def test_multiclass_auc_matches_scikit_learn(seed):
     labels, log_probs = random_log_probs(seed=seed)
     expected = roc_auc_score(labels, softmax(log_probs, axis=1), multi_class="ovr", average="macro")
-    assert scoring.multiclass_auc(labels, log_probs) == pytest.approx(expected, abs=1e-12)
+    assert metrics.multiclass_auc(labels, log_probs) == pytest.approx(expected, abs=1e-12)
 
 
 def test_binary_auc_with_ties_matches_scikit_learn():
     positive = np.array([1, 0, 1, 1, 0, 0, 1, 0], dtype=bool)
     scores = np.array([0.9, 0.9, 0.5, 0.5, 0.5, 0.1, 0.8, 0.2])
-    assert scoring.binary_auc(positive, scores) == pytest.approx(roc_auc_score(positive, scores))
-    assert scoring.binary_auc(positive, positive.astype(float)) == 1.0
+    assert metrics.binary_auc(positive, scores) == pytest.approx(roc_auc_score(positive, scores))
+    assert metrics.binary_auc(positive, positive.astype(float)) == 1.0
 
 
 def test_two_class_auc_is_the_binary_auc():
     labels, log_probs = random_log_probs(k=2, seed=3)
     expected = roc_auc_score(labels, softmax(log_probs, axis=1)[:, 1])
-    assert scoring.multiclass_auc(labels, log_probs) == pytest.approx(expected)
+    assert metrics.multiclass_auc(labels, log_probs) == pytest.approx(expected)
 
 
 def test_float64_log_probabilities_avoid_float32_saturation_ties():
@@ -45,7 +45,7 @@ def test_float64_log_probabilities_avoid_float32_saturation_ties():
 def test_thresholding_divides_by_priors_and_renormalises():
     log_probs = np.log(np.array([[0.6, 0.3, 0.1], [0.5, 0.45, 0.05]]))
     priors = np.array([0.8, 0.1, 0.1])
-    adjusted = scoring.thresholded_log_scores(log_probs, priors)
+    adjusted = metrics.thresholded_log_scores(log_probs, priors)
     expected = np.array([[0.6 / 0.8, 0.3 / 0.1, 0.1 / 0.1], [0.5 / 0.8, 0.45 / 0.1, 0.05 / 0.1]])
     expected /= expected.sum(axis=1, keepdims=True)
     np.testing.assert_allclose(np.exp(adjusted), expected)
@@ -56,7 +56,7 @@ def test_score_rows_known_case():
     labels = np.array([0, 0, 1, 1, 2, 2])
     probabilities = np.array([[.7, .2, .1], [.6, .25, .15], [.5, .4, .1], [.2, .7, .1], [.5, .1, .4], [.1, .1, .8]])
     counts = np.array([100, 50, 50])
-    rows = scoring.score(np.log(probabilities), labels, counts, minority=counts < 100, iteration=7)
+    rows = metrics.score(np.log(probabilities), labels, counts, minority=counts < 100, iteration=7)
     table = {(r["thresholded"], r["metric"], r["class"]): r["value"] for r in rows}
     assert table[(False, "accuracy", -1)] == pytest.approx(4 / 6)
     assert [table[(False, "recall", k)] for k in range(3)] == [1.0, 0.5, 0.5]
@@ -80,21 +80,21 @@ def test_silhouette_is_near_one_for_separated_classes_and_near_zero_for_shuffled
     labels = np.repeat(np.arange(3), 40)
     features = rng.normal(scale=0.05, size=(120, 8)) + np.eye(8)[labels] * 10
     minority = np.array([False, True, True])
-    separated = {r["group"]: r["value"] for r in scoring.silhouette_rows(features, labels, minority, 5)}
+    separated = {r["group"]: r["value"] for r in metrics.silhouette_rows(features, labels, minority, 5)}
     assert separated["all"] > 0.95 and separated["minority"] > 0.95 and separated["majority"] > 0.95
     shuffled = rng.permutation(labels)
     noise = rng.normal(size=(120, 8))
-    mixed = {r["group"]: r["value"] for r in scoring.silhouette_rows(noise, shuffled, minority, 5)}
+    mixed = {r["group"]: r["value"] for r in metrics.silhouette_rows(noise, shuffled, minority, 5)}
     assert abs(mixed["all"]) < 0.1
 
 
 def test_silhouette_groups_split_the_examples_by_class_group():
     labels = np.array([0, 0, 1, 1])
     features = np.array([[0.0], [0.1], [5.0], [9.0]])
-    rows = {r["group"]: r["value"] for r in scoring.silhouette_rows(features, labels, np.array([False, True]), 1)}
+    rows = {r["group"]: r["value"] for r in metrics.silhouette_rows(features, labels, np.array([False, True]), 1)}
     from sklearn.metrics import silhouette_samples
     values = silhouette_samples(features, labels)
-    np.testing.assert_allclose(scoring.silhouette_samples(features, labels), values, atol=1e-12)
+    np.testing.assert_allclose(metrics.silhouette_samples(features, labels), values, atol=1e-12)
     assert rows["majority"] == pytest.approx(values[:2].mean()) and rows["minority"] == pytest.approx(values[2:].mean())
 
 
@@ -112,7 +112,7 @@ def test_silhouette_matches_scikit_learn(seed):
     labels = rng.integers(0, 4, size=150)
     labels[0] = 5  # a class of one example
     features = rng.normal(size=(150, 6)) + labels[:, None] * 0.5
-    np.testing.assert_allclose(scoring.silhouette_samples(features, labels), silhouette_samples(features, labels),
+    np.testing.assert_allclose(metrics.silhouette_samples(features, labels), silhouette_samples(features, labels),
                                atol=1e-9)
 
 
@@ -121,13 +121,13 @@ def test_weighted_auc_matches_scikit_learn_sample_weight_with_ties():
     positive = rng.random(300) < 0.3
     scores = np.round(rng.normal(size=300) + positive, 1)  # rounded: many ties
     weights = rng.uniform(0.1, 5.0, size=300)
-    assert scoring.binary_auc(positive, scores, weights) == pytest.approx(
+    assert metrics.binary_auc(positive, scores, weights) == pytest.approx(
         roc_auc_score(positive, scores, sample_weight=weights), abs=1e-12)
     labels, log_probs = random_log_probs(seed=2)
     weights = rng.uniform(0.1, 5.0, size=len(labels))
     expected = roc_auc_score(labels, softmax(log_probs, axis=1), multi_class="ovr", average="macro",
                              sample_weight=weights)
-    assert scoring.multiclass_auc(labels, log_probs, weights) == pytest.approx(expected, abs=1e-12)
+    assert metrics.multiclass_auc(labels, log_probs, weights) == pytest.approx(expected, abs=1e-12)
 
 
 def test_counts_as_weights_give_the_scores_of_the_replicated_set():
@@ -135,8 +135,8 @@ def test_counts_as_weights_give_the_scores_of_the_replicated_set():
     seen = np.random.default_rng(1).integers(1, 6, size=len(labels))  # as an oversampled set repeats rows
     replicated = np.repeat(np.arange(len(labels)), seen)
     counts, minority = np.array([100, 100, 10, 10]), np.array([False, False, True, True])
-    expected = scoring.score(log_probs[replicated], labels[replicated], counts, minority, 3, "train")
-    weighted = scoring.score(log_probs, labels, counts, minority, 3, "train", weights=seen.astype(float))
+    expected = metrics.score(log_probs[replicated], labels[replicated], counts, minority, 3, "train")
+    weighted = metrics.score(log_probs, labels, counts, minority, 3, "train", weights=seen.astype(float))
     assert [row["metric"] for row in weighted] == [row["metric"] for row in expected]
     np.testing.assert_allclose([row["value"] for row in weighted], [row["value"] for row in expected], rtol=1e-12)
 
@@ -169,7 +169,7 @@ def test_a_per_class_sample_caps_the_large_classes_and_keeps_each_class_share():
     minority = np.array([False, False, True])
 
     def table(chosen, chosen_weights):
-        return {(r["thresholded"], r["metric"], r["class"], r["group"]): r["value"] for r in scoring.score(
+        return {(r["thresholded"], r["metric"], r["class"], r["group"]): r["value"] for r in metrics.score(
             log_probs[chosen], labels[chosen], seen, minority, 1, "train", weights=chosen_weights)}
 
     exact, sampled = table(exact_rows, exact_weights), table(rows, weights)
@@ -177,27 +177,6 @@ def test_a_per_class_sample_caps_the_large_classes_and_keeps_each_class_share():
     for key, value in exact.items():
         assert sampled[key] == pytest.approx(value, abs=0.05), key
     assert sampled[(False, "recall", 2, "minority")] == exact[(False, "recall", 2, "minority")]
-
-
-def test_rescore_reads_format_1_files_that_kept_an_expansion(tmp_path):
-    import types
-
-    import h5py
-
-    labels, log_probs = random_log_probs(n=60, k=3, seed=4)
-    training = np.array([0, 5, 5, 7, 20, 20, 20, 41, 59, 33])
-    rows, expansion = np.unique(training, return_inverse=True)
-    counts, minority = np.array([50, 50, 5]), np.array([False, False, True])
-    with h5py.File(tmp_path / "old.h5", "w") as handle:
-        handle.attrs.update({"format": 1, "fingerprint": "f", "iterations": [10], "train_counts": counts})
-        group = handle.create_group("train")
-        group["log_probs"], group["rows"], group["expansion"] = log_probs[rows][None].astype(np.float32), rows, expansion
-    dataset = types.SimpleNamespace(train_labels=labels)
-    rescored = scoring.rescore(tmp_path / "old.h5", dataset, minority, {"run": "r"})
-    expected = scoring.score(log_probs[rows][expansion].astype(np.float32).astype(np.float64), labels[training],
-                             counts, minority, 10, "train")
-    np.testing.assert_allclose([row["value"] for row in rescored], [row["value"] for row in expected], rtol=1e-12)
-    assert all(row["run"] == "r" for row in rescored)
 
 
 def test_classes_marked_in_full_are_never_sampled():

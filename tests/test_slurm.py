@@ -26,7 +26,7 @@ import yaml
 
 from .conftest import REPO
 
-pytestmark = pytest.mark.workflow
+pytestmark = [pytest.mark.workflow, pytest.mark.slurm]
 
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 SCRIPTS = REPO / ".ci" / "slurm"

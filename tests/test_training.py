@@ -2,7 +2,12 @@ import numpy as np
 import pytest
 import torch
 
-from imbalance_study import models, training
+from imbalance_study import imbalance, models, plan, rundir, training
+from imbalance_study.batches import EpochShuffler, TensorBatches
+from imbalance_study.loop import Trainee
+from imbalance_study.optim import CaffeSGD, make_optimizer
+from imbalance_study.protocol import Protocol, checkpoint_iterations
+from imbalance_study.sampling import IMBALANCED
 
 
 def tiny_data(n_per_class=20, k=3, seed=0):
@@ -18,12 +23,22 @@ def protocol(**overrides):
     settings = dict(iterations=60, batch_size=8, lr=0.05, momentum=0.9, weight_decay=5e-4,
                     lr_policy={"name": "inv", "gamma": 1e-3, "power": 0.75}, checkpoints=[20, 60], resume_every=10)
     settings.update(overrides)
-    return training.Protocol.from_config(settings)
+    return Protocol.from_config(settings)
 
 
-def spec(**overrides):
-    return training.RunSpec(dataset="toy", profile="step-mu0.5-rho2", seed=1, method="baseline",
-                            model="digits_cnn", protocol=protocol(**overrides))
+def spec(method="baseline", seed=1, **overrides) -> plan.Run:
+    """A planned run of a toy set (the method's name only names it: what it trains on is given)."""
+    run_protocol = protocol(**overrides)
+    return plan.Run(dataset="toy", profile=imbalance.step(0.5, 2), seed=seed, model="digits_cnn",
+                    method=plan.Method(name=method, variant=method, sampler="none", ratio=1.0, index=IMBALANCED,
+                                       protocol=run_protocol, base_lr=run_protocol.lr))
+
+
+def train(run, images, labels, indices, run_dir, inputs=None, phase_one=None, device="cpu"):
+    """Train one run one at a time on the CPU (the engine of training.train)."""
+    trainee = Trainee(run, indices, run_dir, inputs=inputs or {}, phase_one=phase_one)
+    return training.train(trainee, TensorBatches(images, labels, torch.device(device)), int(labels.max()) + 1,
+                          device=device)
 
 
 def test_inv_policy_is_caffes():
@@ -33,10 +48,10 @@ def test_inv_policy_is_caffes():
 
 
 def test_checkpoint_schedules_include_the_last_iteration():
-    assert training.checkpoint_iterations([100, 50], 1000) == [50, 100, 1000]
-    log_spaced = training.checkpoint_iterations({"spacing": "log", "count": 5, "first": 10}, 10_000)
+    assert checkpoint_iterations([100, 50], 1000) == [50, 100, 1000]
+    log_spaced = checkpoint_iterations({"spacing": "log", "count": 5, "first": 10}, 10_000)
     assert log_spaced == [10, 56, 316, 1778, 10000]
-    assert training.checkpoint_iterations({"spacing": "linear", "count": 4}, 100) == [25, 50, 75, 100]
+    assert checkpoint_iterations({"spacing": "linear", "count": 4}, 100) == [25, 50, 75, 100]
     with pytest.raises(ValueError, match="outside"):
         protocol(checkpoints=[61])
 
@@ -44,7 +59,7 @@ def test_checkpoint_schedules_include_the_last_iteration():
 def test_caffe_momentum_form_differs_from_pytorch_only_when_lr_changes():
     def run(form, lrs):
         weight = torch.nn.Parameter(torch.tensor([1.0, -2.0]))
-        optimizer = training.make_optimizer(protocol(momentum_form=form, weight_decay=0.0, momentum=0.9), [weight])
+        optimizer = make_optimizer(protocol(momentum_form=form, weight_decay=0.0, momentum=0.9), [weight])
         for lr in lrs:
             for group in optimizer.param_groups:
                 group["lr"] = lr
@@ -66,27 +81,26 @@ def test_caffe_momentum_form_differs_from_pytorch_only_when_lr_changes():
 
 
 def test_epoch_shuffler_visits_every_example_once_per_epoch_and_resumes():
-    shuffler = training.EpochShuffler(np.arange(10), np.random.default_rng(0))
+    shuffler = EpochShuffler(np.arange(10), np.random.default_rng(0))
     drawn = np.concatenate([shuffler.next_batch(4) for _ in range(5)])
     assert sorted(drawn[:10]) == list(range(10)) and sorted(drawn[10:20]) == list(range(10))
     state = shuffler.state_dict()
     expected = shuffler.next_batch(7)
-    restored = training.EpochShuffler(np.arange(10), np.random.default_rng(99))
+    restored = EpochShuffler(np.arange(10), np.random.default_rng(99))
     restored.load_state_dict(state)
     assert np.array_equal(restored.next_batch(7), expected)
 
 
 def final_weights(run_dir):
-    return torch.load(training.checkpoint_path(run_dir, 60), weights_only=True)["model"]
+    return torch.load(rundir.checkpoint_path(run_dir, 60), weights_only=True)["model"]
 
 
 def test_training_learns_and_writes_checkpoints_and_manifest(tmp_path):
     images, labels = tiny_data()
-    manifest = training.train(spec(), images, labels, np.arange(len(labels)), tmp_path / "run",
-                              tmp_path / "run" / "run.json", {"index_sha256": "x"})
+    manifest = train(spec(), images, labels, np.arange(len(labels)), tmp_path / "run", {"index_sha256": "x"})
     assert [c["iteration"] for c in manifest["checkpoints"]] == [20, 60]
     model = models.build("digits_cnn", 3, (8, 8))
-    training.load_checkpoint(manifest["checkpoints"][-1], model, manifest["fingerprint"])
+    rundir.load_checkpoint(manifest["checkpoints"][-1], model, manifest["fingerprint"])
     predictions = model.eval()(models.to_input(torch.from_numpy(images))).argmax(1).numpy()
     assert np.mean(predictions == labels) > 0.9
 
@@ -97,7 +111,7 @@ class Killed(Exception):
 
 def crash_at_step(monkeypatch, step_number):
     """Make the optimizer die at its ``step_number``-th step, like a job killed mid-run."""
-    real_step = training.CaffeSGD.step
+    real_step = CaffeSGD.step
     calls = {"n": 0}
 
     def dying_step(self, closure=None):
@@ -106,22 +120,22 @@ def crash_at_step(monkeypatch, step_number):
             raise Killed()
         return real_step(self, closure)
 
-    monkeypatch.setattr(training.CaffeSGD, "step", dying_step)
-    return lambda: monkeypatch.setattr(training.CaffeSGD, "step", real_step)
+    monkeypatch.setattr(CaffeSGD, "step", dying_step)
+    return lambda: monkeypatch.setattr(CaffeSGD, "step", real_step)
 
 
 def test_resume_after_a_crash_is_bit_identical(tmp_path, monkeypatch):
     images, labels = tiny_data()
     indices = np.arange(len(labels))
-    training.train(spec(), images, labels, indices, tmp_path / "whole", tmp_path / "whole.json", {})
+    train(spec(), images, labels, indices, tmp_path / "whole")
 
     restore = crash_at_step(monkeypatch, 37)  # between resume saves at 30 and 40
     with pytest.raises(Killed):
-        training.train(spec(), images, labels, indices, tmp_path / "crashed", tmp_path / "crashed.json", {})
-    assert not (tmp_path / "crashed.json").exists()
+        train(spec(), images, labels, indices, tmp_path / "crashed")
+    assert not (tmp_path / "crashed" / "run.json").exists()
     assert torch.load(tmp_path / "crashed" / "resume.pt", weights_only=False)["iteration"] == 30
     restore()
-    manifest = training.train(spec(), images, labels, indices, tmp_path / "crashed", tmp_path / "crashed.json", {})
+    manifest = train(spec(), images, labels, indices, tmp_path / "crashed")
     for name, tensor in final_weights(tmp_path / "whole").items():
         assert torch.equal(tensor, final_weights(tmp_path / "crashed")[name]), name
     assert manifest["checkpoints"][0]["iteration"] == 20
@@ -133,22 +147,22 @@ def test_stale_resume_state_of_other_settings_is_not_used(tmp_path, monkeypatch)
     indices = np.arange(len(labels))
     restore = crash_at_step(monkeypatch, 45)
     with pytest.raises(Killed):
-        training.train(spec(lr=0.05), images, labels, indices, tmp_path / "run", tmp_path / "a.json", {})
+        train(spec(lr=0.05), images, labels, indices, tmp_path / "run")
     restore()
     assert (tmp_path / "run" / "resume.pt").exists()
-    training.train(spec(lr=0.02), images, labels, indices, tmp_path / "fresh", tmp_path / "b.json", {})
-    training.train(spec(lr=0.02), images, labels, indices, tmp_path / "run", tmp_path / "c.json", {})
+    train(spec(lr=0.02), images, labels, indices, tmp_path / "fresh")
+    train(spec(lr=0.02), images, labels, indices, tmp_path / "run")
     for name, tensor in final_weights(tmp_path / "fresh").items():
         assert torch.equal(tensor, final_weights(tmp_path / "run")[name]), name
 
 
 def test_a_replaced_checkpoint_is_refused(tmp_path):
     images, labels = tiny_data()
-    manifest = training.train(spec(), images, labels, np.arange(len(labels)), tmp_path, tmp_path / "run.json", {})
-    path = training.checkpoint_path(tmp_path, 20)
+    manifest = train(spec(), images, labels, np.arange(len(labels)), tmp_path)
+    path = rundir.checkpoint_path(tmp_path, 20)
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(ValueError, match="iter0000020.pt.*checksum"):
-        training.load_checkpoint(manifest["checkpoints"][0], models.build("digits_cnn", 3, (8, 8)),
+        rundir.load_checkpoint(manifest["checkpoints"][0], models.build("digits_cnn", 3, (8, 8)),
                                  manifest["fingerprint"])
 
 
@@ -171,8 +185,7 @@ def test_same_settings_give_identical_scores(tmp_path):
     dataset = datasets.Dataset("toy", images, labels, images, labels, ["a", "b", "c"])
     results = []
     for name in ("first", "second"):
-        manifest = training.train(spec(), images, labels, np.arange(len(labels)), tmp_path / name,
-                                  tmp_path / name / "run.json", {})
+        manifest = train(spec(), images, labels, np.arange(len(labels)), tmp_path / name)
         results.append(scoring.score_run(manifest, dataset, np.arange(len(labels)), {"run": 1},
                                           training=np.arange(len(labels))))
     assert results[0] == results[1]
@@ -181,13 +194,10 @@ def test_same_settings_give_identical_scores(tmp_path):
 def test_two_phase_fine_tunes_only_the_output_layers_of_the_first_phase(tmp_path):
     images, labels = tiny_data()
     everything = np.arange(len(labels))
-    first = training.train(spec(method="over"), images, labels, everything, tmp_path / "over",
-                           tmp_path / "over" / "run.json", {})
+    first = train(spec(method="over"), images, labels, everything, tmp_path / "over")
     imbalanced = everything[(labels != 2) | (np.arange(len(labels)) % 4 == 0)]
-    second_spec = training.RunSpec(dataset="toy", profile="step-mu0.5-rho2", seed=1, method="twophase_over",
-                                   model="digits_cnn", protocol=protocol(lr=0.005))
-    second = training.train(second_spec, images, labels, imbalanced, tmp_path / "two", tmp_path / "two" / "run.json",
-                            {}, phase_one=first)
+    second = train(spec(method="twophase_over", lr=0.005), images, labels, imbalanced, tmp_path / "two",
+                   phase_one=first)
     assert second["trained_layers"] == ["fc2"] and second["training_examples"] == len(imbalanced)
     start, end = (torch.load(manifest["checkpoints"][-1]["path"], weights_only=True)["model"]
                   for manifest in (first, second))
@@ -209,14 +219,14 @@ def test_bf16_precision_learns_and_is_part_of_the_fingerprint(tmp_path):
     images, labels = tiny_data()
     fp32, bf16 = spec(), spec(precision="bf16")
     # fp32 runs keep the fingerprint they had before precision was a setting.
-    assert "precision" not in fp32.to_dict()["protocol"] and bf16.to_dict()["protocol"]["precision"] == "bf16"
+    assert "precision" not in fp32.fingerprint_settings()["protocol"]
+    assert bf16.fingerprint_settings()["protocol"]["precision"] == "bf16"
     manifests = {}
     for name, run in (("fp32", fp32), ("bf16", bf16)):
-        manifests[name] = training.train(run, images, labels, np.arange(len(labels)), tmp_path / name,
-                                         tmp_path / name / "run.json", {})
+        manifests[name] = train(run, images, labels, np.arange(len(labels)), tmp_path / name)
     assert manifests["fp32"]["fingerprint"] != manifests["bf16"]["fingerprint"]
     model = models.build("digits_cnn", 3, (8, 8))
-    training.load_checkpoint(manifests["bf16"]["checkpoints"][-1], model, manifests["bf16"]["fingerprint"])
+    rundir.load_checkpoint(manifests["bf16"]["checkpoints"][-1], model, manifests["bf16"]["fingerprint"])
     assert all(tensor.dtype == torch.float32 for tensor in model.state_dict().values())  # weights stay fp32
     predictions = model.eval()(models.to_input(torch.from_numpy(images))).argmax(1).numpy()
     assert np.mean(predictions == labels) > 0.9

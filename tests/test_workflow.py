@@ -63,8 +63,9 @@ def test_the_study_produces_scores_and_figures(finished_study):
     assert provenance["software"]["torch"] and len(provenance["config_sha256"]) == 64
     for figure in ("fig3", "fig5", "fig8"):
         pdf = (finished_study / "figures" / f"{figure}.pdf").read_bytes()
-        # Each figure names the config and software that drew it in its metadata.
-        assert pdf.startswith(b"%PDF") and f"config sha256 {provenance['config_sha256']}".encode() in pdf
+        # Each figure names its settings and the software that drew it in its metadata.
+        assert pdf.startswith(b"%PDF") and f'settings {{"{figure}": '.encode() in pdf
+        assert f"torch {provenance['software']['torch']}".encode() in pdf
     table = pd.read_csv(finished_study / "results" / "scores.csv")
     assert set(table["method"]) == {"baseline", "over", "under", "twophase_over"}
     assert set(table["profile"]) == {"step-mu0.5-rho2", "step-mu0.5-rho10", "linear-rho10"}
@@ -79,6 +80,27 @@ def test_the_study_produces_scores_and_figures(finished_study):
     assert indices == ["imbalanced.npy", "over.npy", "under.npy"]
 
 
+def test_each_figure_writes_the_numbers_it_draws_from_the_score_table(finished_study):
+    """fig3.csv holds, per (minority classes, rho, method), the mean, sd and count over seeds of the
+    final test ROC AUC in results/scores.csv; fig8.csv every checkpoint's accuracy on both splits."""
+    table = pd.read_csv(finished_study / "results" / "scores.csv")
+    overall = table[(table["group"] == "all") & ~table["thresholded"] & table["selected"]]
+    final = overall[(overall["iteration"] == 80) & (overall["split"] == "test") & (overall["metric"] == "roc_auc")
+                    & (overall["imbalance"] == "step") & overall["method"].isin(["baseline", "over"])]
+    expected = final.groupby(["n_minority", "rho", "method"])["value"].agg(["mean", "std", "count"]).reset_index()
+    drawn = pd.read_csv(finished_study / "figures" / "fig3.csv").merge(expected, on=["n_minority", "rho", "method"],
+                                                                      validate="one_to_one")
+    assert len(drawn) == len(expected) == 4 and set(drawn["method"]) == {"baseline", "over"}
+    assert (drawn["mean_x"] - drawn["mean_y"]).abs().max() < 1e-12 and (drawn["n"] == drawn["count"]).all()
+    curves = pd.read_csv(finished_study / "figures" / "fig8.csv")
+    assert set(curves["split"]) == {"train", "test"} and set(curves["iteration"]) == {20, 80}
+    profile = curves["profile"].iloc[0]
+    rows = overall[(overall["profile"] == profile) & (overall["metric"] == "accuracy")]
+    expected = rows.groupby(["method", "split", "iteration"])["value"].mean()
+    for _, row in curves.iterrows():
+        assert abs(row["mean"] - expected[(row["method"], row["split"], row["iteration"])]) < 1e-12
+
+
 def test_two_phase_runs_start_from_their_first_phase(finished_study):
     runs = finished_study / "results/runs/digits/linear-rho10/seed1"
     first = json.loads((runs / "over" / "run.json").read_text())
@@ -91,17 +113,17 @@ def test_two_phase_runs_start_from_their_first_phase(finished_study):
 def test_stored_predictions_rescore_to_the_same_scores(finished_study):
     """predictions.h5 holds what scoring needs: rescoring from it, without the network, gives the
     rows the job wrote (silhouettes aside, which need features)."""
-    from imbalance_study import datasets, imbalance, scoring, study
+    from imbalance_study import datasets, imbalance, plan, predictions
+    from imbalance_study.config import validate
 
-    run_dir = finished_study / "results/runs/digits/step-mu0.5-rho10/seed1/over"
-    dataset = datasets.load(finished_study / "results/datasets/digits.h5")
-    imbalanced = imbalance.load_indices(finished_study / "results/indices/digits/step-mu0.5-rho10/seed1/imbalanced.npy",
-                                        len(dataset.train_labels))
-    minority = imbalance.minority_mask(imbalance.class_counts_of(imbalanced, dataset.train_labels, 10))
     config = yaml.safe_load((finished_study / "study.yaml").read_text())
-    study.validate(config, REPO / "workflow" / "schemas" / "config.schema.yaml")
-    identity = study.run_identity(config, "digits", "step-mu0.5-rho10", 1, "over", 10)
-    rescored = pd.DataFrame(scoring.rescore(run_dir / "predictions.h5", dataset, minority, identity))
+    validate(config)
+    (run,) = [run for run in plan.resolve(config).runs if run.key == ("digits", "step-mu0.5-rho10", 1, "over")]
+    dataset = datasets.load(finished_study / "results/datasets/digits.h5")
+    imbalanced = imbalance.load_indices(finished_study / run.index_path(plan.IMBALANCED), len(dataset.train_labels))
+    minority = imbalance.minority_mask(imbalance.class_counts_of(imbalanced, dataset.train_labels, 10))
+    rescored = pd.DataFrame(predictions.rescore(finished_study / run.directory / "predictions.h5", dataset, minority,
+                                                run.identity(10)))
     written = pd.concat([pd.read_csv(path) for path in
                          (finished_study / "results/bundles/digits/step-mu0.5-rho10").glob("*/scores.csv")])
     written = written[(written["variant"] == "over") & (written["seed"] == 1) & (written["metric"] != "silhouette")]
@@ -177,9 +199,10 @@ def test_sampling_the_train_split_rescores_without_retraining(finished_study, tm
 def test_changing_one_rho_reruns_only_its_runs(finished_study):
     config = yaml.safe_load(yaml.safe_dump(TINY))
     config["study"]["profiles"]["step"]["rho"] = [2, 20]
-    # One job for the new profile's index files, one for its one-phase runs, one for its two-phase run.
+    # One job for the new profile's index files, one for its one-phase runs, one for its two-phase run;
+    # the record of the config (provenance) follows every change of the config.
     assert planned_jobs(snakemake(finished_study, "-n", config=config)) == {
-        "indices": 1, "train_bundle": 2, "aggregate_scores": 1, "figure": 2, "all": 1}
+        "indices": 1, "train_bundle": 2, "aggregate_scores": 1, "figure": 2, "provenance": 1, "all": 1}
     snakemake(finished_study, "-n", config=TINY)  # leave the study's config as it was
 
 
@@ -189,7 +212,8 @@ def test_runs_per_job_packs_runs_into_jobs(tmp_path):
     # Per profile: 9 one-phase runs and 3 two-phase runs; at most 4 per job: 3 + 1 jobs per profile.
     config["engine"] = {"runs_per_job": 4}
     assert planned_jobs(snakemake(tmp_path, "-n", config=config)) == {
-        "prepare_dataset": 1, "indices": 3, "train_bundle": 12, "aggregate_scores": 1, "figure": 3, "all": 1}
+        "prepare_dataset": 1, "indices": 3, "train_bundle": 12, "aggregate_scores": 1, "figure": 3, "provenance": 1,
+        "all": 1}
     config["engine"] = {"runs_per_job": 1}
     assert planned_jobs(snakemake(tmp_path, "-n", config=config))["train_bundle"] == 36
 

@@ -1,6 +1,7 @@
 """Imbalance profiles and the imbalanced index files drawn from a balanced training pool.
 
-A profile is written as one path component, so that it can be a Snakemake wildcard:
+A profile is named by one path component, so that it can be a Snakemake wildcard (the name is made
+here and never parsed back: the plan maps names to profiles):
 
 - ``step-mu0.2-rho10``: a fraction ``mu`` of the classes are minority classes with ``cap / rho``
   examples each; the others keep ``cap`` (the paper's step imbalance);
@@ -16,7 +17,6 @@ Index files hold sorted int64 indices into the dataset's training pool.
 
 from __future__ import annotations
 
-import re
 import zlib
 from dataclasses import dataclass
 
@@ -24,16 +24,17 @@ import numpy as np
 
 PROFILE_KINDS = ("step", "linear", "exponential")
 MINORITY_RULES = ("random", "lowest")
-_STEP_PATTERN = re.compile(r"^step-mu(?P<mu>[0-9.]+)-rho(?P<rho>[0-9.]+)$")
-_RAMP_PATTERN = re.compile(r"^(?P<kind>linear|exponential)-rho(?P<rho>[0-9.]+)$")
 
 
 class ProfileError(ValueError):
     """An imbalance profile that cannot be realised; the message names the offending value."""
 
 
-def _number(value: float) -> str:
-    return f"{value:g}"
+def number(value: float) -> str:
+    """A number as it appears in file names: the shortest text that reads back as the same float,
+    never in exponent form (``10``, ``0.2``, ``0.3333333333``, ``1000000``), so distinct values never
+    share a name."""
+    return np.format_float_positional(float(value), trim="-")
 
 
 @dataclass(frozen=True)
@@ -45,8 +46,8 @@ class Profile:
     @property
     def name(self) -> str:
         if self.kind == "step":
-            return f"step-mu{_number(self.mu)}-rho{_number(self.rho)}"
-        return f"{self.kind}-rho{_number(self.rho)}"
+            return f"step-mu{number(self.mu)}-rho{number(self.rho)}"
+        return f"{self.kind}-rho{number(self.rho)}"
 
     def n_minority(self, n_classes: int) -> int | None:
         """Minority classes of a step profile; None for linear and exponential ones (no single count)."""
@@ -55,7 +56,7 @@ class Profile:
         exact = self.mu * n_classes
         if abs(exact - round(exact)) > 1e-9:
             raise ProfileError(
-                f"mu={_number(self.mu)} times {n_classes} classes is {exact:g}, not a whole number of classes"
+                f"mu={number(self.mu)} times {n_classes} classes is {exact:g}, not a whole number of classes"
             )
         return int(round(exact))
 
@@ -94,17 +95,6 @@ def ramp(kind: str, rho: float) -> Profile:
     if rho < 1:
         raise ProfileError(f"rho={rho}: the majority/minority ratio must be at least 1")
     return Profile(kind, rho=float(rho))
-
-
-def parse_profile(name: str) -> Profile:
-    match = _STEP_PATTERN.match(name)
-    if match is not None:
-        return step(float(match["mu"]), float(match["rho"]))
-    match = _RAMP_PATTERN.match(name)
-    if match is not None:
-        return ramp(match["kind"], float(match["rho"]))
-    raise ProfileError(f"'{name}' is not a profile name (expected e.g. step-mu0.2-rho10, linear-rho10, "
-                       f"exponential-rho10)")
 
 
 def stable_hash(text: str) -> int:

@@ -212,15 +212,17 @@ def to_input(images: torch.Tensor) -> torch.Tensor:
     """Stored examples to network input.
 
     uint8 images (N, H, W[, C]) -> float (N, C, H, W) in [0, 1) (x / 256, as Caffe's scale);
+    floats of PyTorch's default dtype (float32 unless a test sets float64);
     float images (N, H, W[, C]), already preprocessed (CIFAR-10 GCN+ZCA) -> (N, C, H, W), values
     unchanged; float tabular features (N, F) -> unchanged.
     """
+    dtype = torch.get_default_dtype()  # float32, unless a float64 reference is being computed
     if images.dtype == torch.uint8:
         if images.ndim == 3:
             images = images.unsqueeze(-1)
-        return images.permute(0, 3, 1, 2).float().mul_(1.0 / 256.0).contiguous()
+        return images.permute(0, 3, 1, 2).to(dtype).mul_(1.0 / 256.0).contiguous()
     if images.ndim == 2:
-        return images.float()
+        return images.to(dtype)
     if images.ndim == 3:
         images = images.unsqueeze(-1)
-    return images.permute(0, 3, 1, 2).float().contiguous()
+    return images.permute(0, 3, 1, 2).to(dtype).contiguous()

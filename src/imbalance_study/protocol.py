@@ -45,6 +45,11 @@ class Protocol:
         known["checkpoints"] = tuple(checkpoint_iterations(settings.get("checkpoints"), settings["iterations"]))
         return cls(**known)
 
+    @classmethod
+    def from_dict(cls, settings: dict) -> "Protocol":
+        """The inverse of ``dataclasses.asdict``: a resolved protocol as a job's params carry it."""
+        return cls(**{**settings, "checkpoints": tuple(settings["checkpoints"])})
+
     def learning_rate(self, iteration: int) -> float:
         """Caffe's policies, as functions of the number of updates already made."""
         policy = self.lr_policy

@@ -7,10 +7,11 @@ a larger value samples only part of the way (the paper's Figure 7).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
-from .imbalance import stable_hash
+from .imbalance import number, stable_hash
 
 SAMPLERS = ("none", "over", "under")
 
@@ -19,22 +20,30 @@ class SamplingError(ValueError):
     pass
 
 
-def index_name(sampler: str, ratio: float = 1.0) -> str:
-    """File stem of the index file a sampler produces; settings that change the file change its name."""
-    if sampler == "none":
-        return "imbalanced"
-    if sampler not in SAMPLERS:
-        raise SamplingError(f"unknown sampler '{sampler}', expected one of {SAMPLERS}")
-    return sampler if ratio == 1 else f"{sampler}-ratio{ratio:g}"
+@dataclass(frozen=True)
+class IndexFile:
+    """An index file of an imbalanced set: the set itself (sampler none) or a sampled version of it.
+
+    ``name`` is the file's stem, made here and nowhere else: settings that change the file change it.
+    """
+
+    sampler: str
+    ratio: float = 1.0
+
+    def __post_init__(self):
+        if self.sampler not in SAMPLERS:
+            raise SamplingError(f"unknown sampler '{self.sampler}', expected one of {SAMPLERS}")
+        if self.ratio < 1:
+            raise SamplingError(f"ratio={self.ratio}: the imbalance ratio after sampling must be at least 1")
+
+    @property
+    def name(self) -> str:
+        if self.sampler == "none":
+            return "imbalanced"
+        return self.sampler if self.ratio == 1 else f"{self.sampler}-ratio{number(self.ratio)}"
 
 
-def parse_index_name(name: str) -> tuple[str, float]:
-    if name == "imbalanced":
-        return "none", 1.0
-    sampler, _, ratio = name.partition("-ratio")
-    if sampler not in ("over", "under"):
-        raise SamplingError(f"'{name}' is not an index name (imbalanced, over, under, over-ratio10, ...)")
-    return sampler, float(ratio) if ratio else 1.0
+IMBALANCED = IndexFile("none")
 
 
 def _groups(indices: np.ndarray, pool_labels: np.ndarray) -> dict[int, np.ndarray]:
@@ -67,39 +76,34 @@ def undersample(indices: np.ndarray, pool_labels: np.ndarray, rng: np.random.Gen
     return np.sort(np.concatenate(parts)).astype(np.int64)
 
 
-def sample(indices: np.ndarray, pool_labels: np.ndarray, sampler: str, ratio: float, seed: int, context: str) -> np.ndarray:
-    """Apply ``sampler`` deterministically: the random stream depends on seed, context and sampler."""
-    if ratio < 1:
-        raise SamplingError(f"ratio={ratio}: the imbalance ratio after sampling must be at least 1")
-    rng = np.random.default_rng([seed, stable_hash(context), stable_hash(index_name(sampler, ratio))])
-    if sampler == "over":
-        return oversample(indices, pool_labels, rng, ratio)
-    if sampler == "under":
-        return undersample(indices, pool_labels, rng, ratio)
-    if sampler == "none":
-        return indices
-    raise SamplingError(f"unknown sampler '{sampler}', expected one of {SAMPLERS}")
+def sample(indices: np.ndarray, pool_labels: np.ndarray, index: IndexFile, seed: int, context: str) -> np.ndarray:
+    """The index file ``index`` of an imbalanced set, drawn deterministically: the random stream
+    depends on the seed, the context (dataset and profile) and the file's name."""
+    rng = np.random.default_rng([seed, stable_hash(context), stable_hash(index.name)])
+    if index.sampler == "over":
+        return oversample(indices, pool_labels, rng, index.ratio)
+    if index.sampler == "under":
+        return undersample(indices, pool_labels, rng, index.ratio)
+    return indices
 
 
-def write_index_files(pool_labels: np.ndarray, profile_name: str, cap: int, seeds, minority_rule: str,
-                      index_names, path_of, context: str) -> dict:
+def write_index_files(pool_labels: np.ndarray, profile, cap: int, seeds, minority_rule: str,
+                      index_files, paths: dict, context: str) -> dict:
     """Every index file of one imbalanced profile: per seed, the imbalanced set and each sampled
-    version named in ``index_names``, written to ``path_of(seed, name)``. Returns their manifest:
-    per seed and name, the path, its sha256 and the class counts."""
+    version in ``index_files``, written to ``paths[str(seed)][name]``. Returns their manifest: per
+    seed and name, the path, its sha256 and the class counts."""
     from .atomic import file_sha256, write_npy
-    from .imbalance import class_counts_of, imbalanced_indices, parse_profile
+    from .imbalance import class_counts_of, imbalanced_indices
 
-    profile = parse_profile(profile_name)
     n_classes = int(pool_labels.max()) + 1
     manifest: dict = {}
     for seed in seeds:
         imbalanced = imbalanced_indices(pool_labels, profile, cap, int(seed), minority_rule)
-        for name in ["imbalanced", *(name for name in index_names if name != "imbalanced")]:
-            sampler, ratio = parse_index_name(name)
-            indices = sample(imbalanced, pool_labels, sampler, ratio, int(seed), context=context)
-            path = path_of(seed, name)
+        for index in [IMBALANCED, *(index for index in index_files if index != IMBALANCED)]:
+            indices = sample(imbalanced, pool_labels, index, int(seed), context=context)
+            path = paths[str(seed)][index.name]
             write_npy(path, indices)
-            manifest.setdefault(str(seed), {})[name] = {
+            manifest.setdefault(str(seed), {})[index.name] = {
                 "path": str(path), "sha256": file_sha256(path),
                 "class_counts": class_counts_of(indices, pool_labels, n_classes).tolist()}
     return manifest

@@ -1,8 +1,11 @@
 rule prepare_dataset:
+    input:
+        sources=dataset_sources,
     output:
-        h5=DATASET,
+        h5=plan.DATASET,
     params:
-        spec=dataset_spec,
+        name=lambda wildcards: wildcards.dataset,
+        settings=lambda wildcards: plan.content_settings(dataset_of(wildcards).settings),
     log:
         "logs/prepare_dataset/{dataset}.log",
     conda:

@@ -1,11 +1,8 @@
 rule aggregate_scores:
     input:
-        scores=bundle_scores(BUNDLES),
+        scores=[bundle.path(plan.BUNDLE_SCORES) for bundle in STUDY.bundles],
     output:
-        table=report("results/scores.csv", caption="../report/scores.rst", category="Scores"),
-        provenance=report(
-            "results/scores.provenance.json", caption="../report/config.rst", category="Config"
-        ),
+        table=report(plan.SCORES, caption="../report/scores.rst", category="Scores"),
     log:
         "logs/aggregate_scores.log",
     conda:
@@ -14,55 +11,41 @@ rule aggregate_scores:
         "../../scripts/aggregate_scores.py"
 
 
+rule provenance:
+    output:
+        provenance=report(plan.PROVENANCE, caption="../report/config.rst", category="Config"),
+    params:
+        config=config,
+    log:
+        "logs/provenance.log",
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../../scripts/record_provenance.py"
+
+
 rule figure:
     input:
         scores=figure_scores,
     output:
-        # One caption for every figure of this rule: it switches on the figure's name.
+        # The caption is the figure's own (catalog.caption), passed in params.
         pdf=report(
             "figures/{figure}.pdf",
             caption="../report/figure.rst",
             category="Figures",
             subcategory="{figure}",
         ),
-    wildcard_constraints:
-        figure="fig[345678]|dynamics",
-    params:
-        figure=lambda wildcards: wildcards.figure,
-        settings=lambda wildcards: figure_settings(wildcards.figure),
-        runs=figure_run_keys,
-        profile=figure_profile,
-    log:
-        "logs/figures/{figure}.log",
-    conda:
-        "../../envs/analysis.yaml"
-    script:
-        "../../scripts/plot_figure.py"
-
-
-rule table4:
-    input:
-        scores=figure_scores,
-    output:
-        pdf=report(
-            "figures/{figure}.pdf",
-            caption="../report/table4.rst",
-            category="Figures",
-            subcategory="{figure}",
-        ),
         csv=report(
             "figures/{figure}.csv",
-            caption="../report/table4.rst",
+            caption="../report/figure.rst",
             category="Figures",
             subcategory="{figure}",
         ),
-    wildcard_constraints:
-        figure="table4",
     params:
         figure=lambda wildcards: wildcards.figure,
-        settings=lambda wildcards: figure_settings(wildcards.figure),
-        runs=figure_run_keys,
-        profile=figure_profile,
+        settings=lambda wildcards: figure_of(wildcards).settings,
+        runs=lambda wildcards: figure_of(wildcards).run_keys,
+        caption=lambda wildcards: figure_of(wildcards).caption,
     log:
         "logs/figures/{figure}.log",
     conda:

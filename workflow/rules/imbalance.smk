@@ -1,14 +1,16 @@
 rule indices:
     input:
-        dataset=DATASET,
+        dataset=plan.DATASET,
     output:
-        manifest=INDICES,
+        manifest=plan.INDICES,
     params:
-        seeds=lambda wildcards: SEEDS_OF_PROFILE[wildcards.profile],
-        index_names=profile_index_names,
-        index_path=lambda wildcards: INDEX,
-        minority_classes=minority_rule,
-        cap=lambda wildcards: config["datasets"][wildcards.dataset]["train_per_class"],
+        profile=lambda wildcards: cell_of(wildcards).profile_settings(),
+        seeds=lambda wildcards: list(cell_of(wildcards).seeds),
+        index_files=lambda wildcards: cell_of(wildcards).index_file_settings(),
+        paths=lambda wildcards: cell_of(wildcards).index_paths(),
+        context=lambda wildcards: cell_of(wildcards).context,
+        minority_classes=lambda wildcards: dataset_of(wildcards).settings["minority_classes"],
+        cap=lambda wildcards: dataset_of(wildcards).settings["train_per_class"],
     log:
         "logs/indices/{dataset}/{profile}.log",
     conda:

@@ -1,15 +1,13 @@
 rule train_bundle:
     input:
-        dataset=DATASET,
-        indices=INDICES,
+        dataset=plan.DATASET,
+        indices=plan.INDICES,
         phase_one=phase_one_bundles,
     output:
-        scores=BUNDLE_SCORES,
-        runs=BUNDLE_RUNS,
+        scores=plan.BUNDLE_SCORES,
+        runs=plan.BUNDLE_RUNS,
     params:
-        runs=bundle_members,
-        run_dir=lambda wildcards: RUN_DIR,
-        index_path=lambda wildcards: INDEX,
+        members=lambda wildcards: bundle_of(wildcards).members(),
         device=config["device"],
         stack=config["engine"]["stack"],
         scoring=config["scoring"],

@@ -1,0 +1,271 @@
+"""Checking a study config before any job runs, and recording what made an output.
+
+The JSON schema (``workflow/schemas/config.schema.yaml``) checks types, ranges and enums and holds
+every default, which ``validate`` writes into the config; the cross-field checks here name the key at
+fault and what is allowed. A config that passes can be resolved into a plan (``plan.resolve``).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from . import imbalance, plan
+from .protocol import Protocol
+
+SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+# The models of imbalance_study.models (not imported here: it imports PyTorch; a test keeps the two equal).
+MODELS = ("allcnn_c", "digits_cnn", "lenet5", "mlp", "resnet10")
+
+# What each source offers, known before anything is downloaded, so a config can be checked at once.
+# max_per_class: the smallest class of both splits together (what a pooled split draws from).
+SOURCE_FACTS = {
+    "sklearn_digits": {"n_classes": 10, "max_per_class": 174},
+    "torchvision_mnist": {"n_classes": 10, "max_per_class": 6313, "max_train_per_class": 5421,
+                          "max_test_per_class": 892},
+    "torchvision_fashion_mnist": {"n_classes": 10, "max_per_class": 7000, "max_train_per_class": 6000,
+                                  "max_test_per_class": 1000},
+    "torchvision_cifar10": {"n_classes": 10, "max_per_class": 6000, "max_train_per_class": 5000,
+                            "max_test_per_class": 1000},
+    "sklearn_breast_cancer": {"n_classes": 2, "max_per_class": 212},
+}
+# Sources whose facts come from the user's files: what a config must name for each.
+REQUIRED_KEYS = {"torchvision_mnist": ("root",), "torchvision_fashion_mnist": ("root",),
+                 "torchvision_cifar10": ("root",), "csv": ("path",), "image_folder": ("train_root",)}
+ALWAYS_POOLED = ("sklearn_digits", "sklearn_breast_cancer", "csv")
+
+
+class ConfigError(ValueError):
+    """A config that cannot run; the message starts with the key at fault."""
+
+
+def n_classes_of(spec: dict) -> int | None:
+    """Number of classes, known without preparing the dataset (None when only the data can tell)."""
+    if spec["source"] in SOURCE_FACTS:
+        return SOURCE_FACTS[spec["source"]]["n_classes"]
+    if "n_classes" in spec:
+        return spec["n_classes"]
+    if spec["source"] == "image_folder" and Path(spec["train_root"]).is_dir():
+        return sum(1 for entry in Path(spec["train_root"]).iterdir() if entry.is_dir())
+    return None
+
+
+def _filling_defaults(validator_class):
+    """A validator that also writes each property's ``default`` into the instance it checks."""
+    check_properties = validator_class.VALIDATORS["properties"]
+
+    def fill_then_check(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, subschema in properties.items():
+                if "default" in subschema:
+                    instance.setdefault(name, copy.deepcopy(subschema["default"]))
+        yield from check_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": fill_then_check})
+
+
+def key_path(parts) -> str:
+    """``['study', 'seeds', 0]`` as ``study.seeds[0]``, the way the cross-field checks name keys."""
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return text.lstrip(".") or "(top level)"
+
+
+def schema_errors(config: dict, schema_path: str | Path = SCHEMA) -> list[str]:
+    """Every schema violation as ``key.path: problem``, sorted; fills in the schema's defaults."""
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator = _filling_defaults(jsonschema.Draft202012Validator)(schema)
+    messages = []
+    for error in validator.iter_errors(config):
+        # "not valid under any of the given schemas" names no key: report the alternative that
+        # came closest instead (a grid with a bad rho, rather than "not a list of grids").
+        while error.validator in ("oneOf", "anyOf") and error.context:
+            same_type = [sub for sub in error.context if not (sub.validator == "type" and not sub.relative_path)]
+            error = jsonschema.exceptions.best_match(same_type or error.context)
+        messages.append(f"{key_path(error.absolute_path)}: {error.message}")
+    return sorted(messages)
+
+
+def validate(config: dict, schema_path: str | Path = SCHEMA) -> None:
+    """Schema and cross-field checks; raises one ConfigError listing every problem found.
+
+    Defaults from the schema are written into ``config``, so every later reader sees them.
+    """
+    problems = schema_errors(config, schema_path)
+    if not problems:
+        problems = cross_field_errors(config)
+    if problems:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+
+
+def _dataset_errors(name: str, spec: dict) -> list[str]:
+    source = spec["source"]
+    problems = [f"datasets.{name}.{key}: required for source {source}"
+                for key in REQUIRED_KEYS.get(source, ()) if key not in spec]
+    facts = SOURCE_FACTS.get(source)
+    if facts is None:  # csv and image folders: checked against the files when the dataset is prepared
+        return problems
+    held_out = spec["validation_per_class"]
+    if source in ALWAYS_POOLED or spec["split"] == "pooled":
+        total = spec["train_per_class"] + spec["test_per_class"] + held_out
+        if total > facts["max_per_class"]:
+            parts = "train_per_class + validation_per_class + test_per_class" if held_out else \
+                "train_per_class + test_per_class"
+            problems.append(f"datasets.{name}: {parts} = {total}, but the smallest class of {source} has "
+                            f"{facts['max_per_class']} examples")
+    else:
+        wanted = {"train": spec["train_per_class"] + held_out, "test": spec["test_per_class"]}
+        for split, count in wanted.items():
+            if count > facts[f"max_{split}_per_class"]:
+                what = "train_per_class + validation_per_class" if split == "train" and held_out else f"{split}_per_class"
+                problems.append(f"datasets.{name}.{split}_per_class: {what} = {count} exceeds "
+                                f"{facts[f'max_{split}_per_class']}, the smallest class of {source}")
+    return problems
+
+
+def cross_field_errors(config: dict) -> list[str]:
+    """What the schema cannot check: references between sections, and what the data can hold."""
+    problems = []
+    datasets, protocols, methods, study = config["datasets"], config["protocols"], config["methods"], config["study"]
+    for name, spec in datasets.items():
+        if spec["protocol"] not in protocols:
+            problems.append(f"datasets.{name}.protocol: '{spec['protocol']}' is not among protocols {sorted(protocols)}")
+        if spec["model"] not in MODELS:
+            problems.append(f"datasets.{name}.model: '{spec['model']}' is not one of {sorted(MODELS)}")
+        problems.extend(_dataset_errors(name, spec))
+    for name, settings in protocols.items():
+        problems.extend(f"protocols.{name}: {error}" for error in _protocol_errors(settings))
+    for position, dataset in enumerate(study["datasets"]):
+        if dataset not in datasets:
+            problems.append(f"study.datasets[{position}]: '{dataset}' is not among datasets {sorted(datasets)}")
+    for position, method in enumerate(study["methods"]):
+        if method not in methods:
+            problems.append(f"study.methods[{position}]: '{method}' is not among methods {sorted(methods)}")
+    if problems:  # the checks below follow these references
+        return problems
+    for name in methods:
+        for dataset in study["datasets"]:
+            problems.extend(f"methods.{name}.train: {error}"
+                            for error in _protocol_errors(plan.method_protocol_settings(config, dataset, name)))
+    problems.extend(_profile_errors(config))
+    problems.extend(_method_errors(config))
+    problems.extend(_figure_errors(config))
+    return problems
+
+
+def _protocol_errors(settings: dict) -> list[str]:
+    try:
+        Protocol.from_config(settings)
+    except (ValueError, KeyError) as error:
+        return [str(error)]
+    return []
+
+
+def _profile_errors(config: dict) -> list[str]:
+    """Each mu must make a whole number of minority classes; every number must be finite."""
+    problems = []
+    grids: dict[str, int] = {}
+    for kind, grid in plan.profile_grids(config):
+        setting = config["study"]["profiles"][kind]
+        where = f"study.profiles.{kind}" + ("" if isinstance(setting, dict) else f"[{grids.get(kind, 0)}]")
+        grids[kind] = grids.get(kind, 0) + 1
+        for key in ("mu", "rho"):
+            problems.extend(f"{where}.{key}[{position}]: {value} is not a finite number"
+                            for position, value in enumerate(grid.get(key) or []) if not math.isfinite(value))
+        if kind != "step":
+            continue
+        for dataset in config["study"]["datasets"]:
+            n_classes = n_classes_of(config["datasets"][dataset])
+            for position, mu in enumerate(grid["mu"] if n_classes is not None else []):
+                try:
+                    imbalance.step(mu, 1).n_minority(n_classes)
+                except imbalance.ProfileError as error:
+                    problems.append(f"{where}.mu[{position}]: {error} (dataset '{dataset}')")
+    return problems
+
+
+def _method_errors(config: dict) -> list[str]:
+    """Two-phase methods need their first phase's runs; a search on validation needs a validation split."""
+    problems = []
+    methods, study = config["methods"], config["study"]
+    for name, settings in methods.items():
+        two_phase = settings.get("two_phase")
+        if not two_phase:
+            continue
+        source = two_phase["from"]
+        if source not in methods:
+            problems.append(f"methods.{name}.two_phase.from: '{source}' is not among methods {sorted(methods)}")
+            continue
+        if methods[source]["sampler"] == "none" or methods[source].get("two_phase"):
+            problems.append(f"methods.{name}.two_phase.from: '{source}' must be a one-phase method with a "
+                            f"sampler (over or under)")
+        elif name in study["methods"] and source not in study["methods"]:
+            problems.append(f"methods.{name}.two_phase.from: '{source}' must also be in study.methods, "
+                            f"as {name} starts from its runs")
+        if settings["sampler"] != "none":
+            problems.append(f"methods.{name}.sampler: a two-phase method fine-tunes on the imbalanced set; "
+                            f"set the sampler on '{source}' instead")
+        for dataset in (study["datasets"] if name in study["methods"] else []):
+            trained = plan.searched_lrs(config, dataset, source)
+            needed = plan.searched_lrs(config, dataset, name)
+            missing = [plan.variant_name(source, lr) for lr in needed or [None] if lr not in (trained or [None])]
+            if missing:
+                problems.append(f"methods.{name}.two_phase.from: '{name}' starts from runs {missing} on dataset "
+                                f"'{dataset}', which '{source}' does not train "
+                                f"({[plan.variant_name(source, lr) for lr in trained or [None]]}); give both "
+                                f"methods the same lr_search")
+    for dataset in study["datasets"]:
+        for method in study["methods"]:
+            search = plan.method_protocol_settings(config, dataset, method).get("lr_search")
+            if search and search["select_on"] == "validation" and not config["datasets"][dataset]["validation_per_class"]:
+                problems.append(f"datasets.{dataset}.validation_per_class: the learning-rate search of method "
+                                f"'{method}' selects on a validation split; set validation_per_class > 0 "
+                                f"or select_on: test")
+            if search and search["select_on"] not in config["scoring"]["splits"]:
+                problems.append(f"scoring.splits: the learning-rate search of method '{method}' selects on the "
+                                f"{search['select_on']} split, which is not scored; add {search['select_on']}")
+    return problems
+
+
+def _figure_errors(config: dict) -> list[str]:
+    """A figure's methods, datasets and profile must be the study's, and the splits it draws scored."""
+    from .figures.catalog import FIGURES
+
+    problems = []
+    study = config["study"]
+    profiles = {profile.name for profile, _ in plan.profile_seeds(config)}
+    for figure, settings in config["figures"].items():
+        problems.extend(f"figures.{figure}: draws the {split} split, which scoring.splits leaves out"
+                        for split in FIGURES[figure].splits if split not in config["scoring"]["splits"])
+        for key, known in (("methods", study["methods"]), ("datasets", study["datasets"])):
+            for position, value in enumerate(settings.get(key) or []):
+                if value not in known:
+                    problems.append(f"figures.{figure}.{key}[{position}]: '{value}' is not among study.{key}")
+        if settings.get("profile") is not None and settings["profile"] not in profiles:
+            problems.append(f"figures.{figure}.profile: '{settings['profile']}' is not a profile of this study "
+                            f"({', '.join(sorted(profiles))})")
+    return problems
+
+
+def provenance(config: dict) -> dict:
+    """What made an output: the config's sha256 and the installed versions (read from package
+    metadata, so nothing heavy is imported)."""
+    import hashlib
+    import json
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    software = {"python": platform.python_version()}
+    for package in ("imbalance-study", "snakemake", "torch", "numpy", "pandas", "matplotlib", "seaborn"):
+        try:
+            software[package] = version(package)
+        except PackageNotFoundError:
+            software[package] = None
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
+    return {"config_sha256": digest, "software": software}

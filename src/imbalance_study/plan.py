@@ -1,0 +1,392 @@
+"""The study resolved once: frozen plan objects built from a validated config.
+
+``resolve(config)`` turns a config that ``config.validate`` accepted (defaults filled in from the
+schema) into a ``Study``: its datasets, imbalanced sets (``Cell``: a ``Profile`` and its seeds), every
+run (``Run``: dataset, profile, seed and a fully resolved ``Method``), the jobs that train them
+(``Bundle``) and the index files each imbalanced set needs (``IndexFile``). Every file name is made
+here, from these objects, by the templates below; none is ever parsed back: the workflow maps a
+wildcard to its object by dictionary lookup (``Study.cell``, ``Study.bundle``).
+
+A job receives what its result depends on as params built here (``Run.to_dict``, ``Bundle.members``),
+so that a change in any of it reruns that job, and nothing it does not depend on.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+from .imbalance import Profile, number, ramp, stable_hash, step
+from .protocol import Protocol
+from .sampling import IMBALANCED, IndexFile
+
+# The file contract: every stage reads and writes only these paths.
+DATASET = "results/datasets/{dataset}.h5"
+INDICES = "results/indices/{dataset}/{profile}/indices.json"  # lists the index files below
+INDEX = "results/indices/{dataset}/{profile}/seed{seed}/{index}.npy"
+BUNDLE_DIR = "results/bundles/{dataset}/{profile}/{bundle}-{n_runs}runs"
+BUNDLE_SCORES = BUNDLE_DIR + "/scores.csv"
+BUNDLE_RUNS = BUNDLE_DIR + "/runs.json"
+RUN_DIR = "results/runs/{dataset}/{profile}/seed{seed}/{method}"
+SCORES = "results/scores.csv"
+PROVENANCE = "results/scores.provenance.json"
+FIGURE = "figures/{figure}.{extension}"
+
+LR_MARK = "-lr"  # a run of a learning-rate search: over-lr0.005
+
+
+@dataclass(frozen=True)
+class Method:
+    """One run's method, resolved: what it trains on, with which protocol, and how it is selected.
+
+    ``variant`` is the run's name: the method's, or with the searched learning rate (``over-lr0.005``).
+    A two-phase method reports its first phase's sampler, trains on the imbalanced set, and starts
+    from the run ``phase_one`` (a variant of the same set and seed).
+    """
+
+    name: str
+    variant: str
+    sampler: str
+    ratio: float
+    index: IndexFile
+    protocol: Protocol = field(hash=False)
+    base_lr: float
+    phase_one: str | None = None
+    select_on: str = ""  # "" outside a learning-rate search
+    select_metric: str = ""
+
+    @property
+    def two_phase(self) -> bool:
+        return self.phase_one is not None
+
+    @property
+    def searched(self) -> bool:
+        return bool(self.select_on)
+
+    def to_dict(self) -> dict:
+        settings = asdict(self)
+        settings["index"] = asdict(self.index)
+        return settings
+
+    @classmethod
+    def from_dict(cls, settings: dict) -> "Method":
+        return cls(**{**settings, "index": IndexFile(**settings["index"]),
+                      "protocol": Protocol.from_dict(settings["protocol"])})
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training run: a method on one imbalanced set (dataset, profile, seed)."""
+
+    dataset: str
+    profile: Profile
+    seed: int
+    method: Method
+    model: str
+    model_options: dict = field(default_factory=dict, hash=False)
+
+    @property
+    def key(self) -> tuple[str, str, int, str]:
+        return self.dataset, self.profile.name, self.seed, self.method.variant
+
+    @property
+    def protocol(self) -> Protocol:
+        return self.method.protocol
+
+    @property
+    def directory(self) -> str:
+        return RUN_DIR.format(dataset=self.dataset, profile=self.profile.name, seed=self.seed,
+                              method=self.method.variant)
+
+    def index_path(self, index: IndexFile | None = None) -> str:
+        return INDEX.format(dataset=self.dataset, profile=self.profile.name, seed=self.seed,
+                            index=(index or self.method.index).name)
+
+    def phase_one_directory(self) -> str | None:
+        if not self.method.two_phase:
+            return None
+        return RUN_DIR.format(dataset=self.dataset, profile=self.profile.name, seed=self.seed,
+                              method=self.method.phase_one)
+
+    def init_seed(self) -> int:
+        # Methods of one (dataset, profile, seed) share their initial weights: comparisons between
+        # methods are paired.
+        sequence = np.random.SeedSequence([self.seed, stable_hash(self.dataset), stable_hash(self.profile.name)])
+        return int(sequence.generate_state(1)[0])
+
+    def data_rng(self) -> np.random.Generator:
+        return np.random.default_rng([self.seed, stable_hash(self.dataset), stable_hash(self.profile.name),
+                                      stable_hash(self.method.variant)])
+
+    def fingerprint_settings(self) -> dict:
+        """What the run's result depends on, for its fingerprint (with its inputs: index file, dataset)."""
+        protocol = asdict(self.protocol)
+        # How often the state is saved changes no result: a resumed run ends bit-identical.
+        del protocol["resume_every"]
+        if protocol["precision"] == "fp32":  # fp32 runs keep the fingerprint they had before the setting
+            del protocol["precision"]
+        return {"dataset": self.dataset, "profile": self.profile.name, "seed": self.seed,
+                "method": self.method.variant, "model": self.model, "protocol": protocol,
+                "model_options": self.model_options}
+
+    def identity(self, n_classes: int) -> dict:
+        """The columns that identify the run in the tidy score table.
+
+        ``selected`` is final outside a learning-rate search; for searched runs the aggregation step
+        decides it (``selection``), so it starts False.
+        """
+        method = self.method
+        return {"dataset": self.dataset, "profile": self.profile.name, "imbalance": self.profile.kind,
+                "mu": self.profile.mu, "n_minority": self.profile.n_minority(n_classes), "rho": self.profile.rho,
+                "seed": self.seed, "method": method.name, "variant": method.variant, "sampler": method.sampler,
+                "sampling_ratio": method.ratio if method.sampler != "none" else None,
+                "two_phase": method.two_phase, "base_lr": method.base_lr, "selected": not method.searched,
+                "select_on": method.select_on, "select_metric": method.select_metric}
+
+    def to_dict(self) -> dict:
+        return {"dataset": self.dataset, "profile": asdict(self.profile), "seed": self.seed,
+                "method": self.method.to_dict(), "model": self.model, "model_options": self.model_options}
+
+    @classmethod
+    def from_dict(cls, settings: dict) -> "Run":
+        return cls(dataset=settings["dataset"], profile=Profile(**settings["profile"]), seed=settings["seed"],
+                   method=Method.from_dict(settings["method"]), model=settings["model"],
+                   model_options=settings.get("model_options") or {})
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """Runs that one job trains and scores: one dataset and imbalance profile, one model and protocol.
+
+    ``after`` holds the names of the bundles with the first phases of its two-phase runs.
+    """
+
+    dataset: str
+    profile: Profile
+    number: int
+    runs: tuple[Run, ...]
+    after: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return f"bundle{self.number:02d}"
+
+    @property
+    def wildcards(self) -> dict:
+        return {"dataset": self.dataset, "profile": self.profile.name, "bundle": self.name,
+                "n_runs": len(self.runs)}
+
+    def path(self, template: str) -> str:
+        return template.format(**self.wildcards)
+
+    def members(self) -> list[dict]:
+        """What the bundle's job needs of each run: the run itself and where its files lie."""
+        return [{"run": run.to_dict(), "run_dir": run.directory, "index_path": run.index_path(),
+                 "imbalanced_path": run.index_path(IMBALANCED), "phase_one_dir": run.phase_one_directory()}
+                for run in self.runs]
+
+
+@dataclass(frozen=True)
+class Cell:
+    """An imbalanced set of a dataset: its profile, the seeds drawn, the index files its methods need."""
+
+    dataset: str
+    profile: Profile
+    seeds: tuple[int, ...]
+    index_files: tuple[IndexFile, ...]
+
+    @property
+    def context(self) -> str:
+        """What the random draws of its sampled index files are seeded with, beside the seed."""
+        return f"{self.dataset}/{self.profile.name}"
+
+    def profile_settings(self) -> dict:
+        return asdict(self.profile)
+
+    def index_file_settings(self) -> list[dict]:
+        return [asdict(index) for index in self.index_files]
+
+    def index_paths(self) -> dict[str, dict[str, str]]:
+        """Per seed (as text) and index file name, the path of the file."""
+        return {str(seed): {index.name: INDEX.format(dataset=self.dataset, profile=self.profile.name, seed=seed,
+                                                     index=index.name) for index in self.index_files}
+                for seed in self.seeds}
+
+
+@dataclass(frozen=True)
+class DatasetPlan:
+    """A dataset of the study: its config settings, and the model and protocol its runs use."""
+
+    name: str
+    settings: dict = field(hash=False)
+
+    @property
+    def path(self) -> str:
+        return DATASET.format(dataset=self.name)
+
+
+# Settings of a dataset that determine the content of its HDF5 file, per source (with those of all).
+CONTENT_KEYS = ("source", "train_per_class", "test_per_class", "validation_per_class", "seed")
+SOURCE_CONTENT_KEYS = {
+    "sklearn_digits": (), "sklearn_breast_cancer": (),
+    "torchvision_mnist": ("root", "copy_from", "split"), "torchvision_fashion_mnist": ("root", "copy_from", "split"),
+    "torchvision_cifar10": ("root", "copy_from", "split", "preprocessing"),
+    "csv": ("path", "label_column"),
+    "image_folder": ("train_root", "test_root", "n_classes", "image_size", "split"),
+}
+
+
+def content_settings(settings: dict) -> dict:
+    """The dataset settings its file depends on: other settings (model, protocol, ...) never rebuild it."""
+    keys = CONTENT_KEYS + SOURCE_CONTENT_KEYS[settings["source"]]
+    return {key: settings[key] for key in keys if key in settings}
+
+
+def profile_grids(config: dict) -> list[tuple[str, dict]]:
+    """Every grid of ``study.profiles`` as (kind, grid); a kind holds one grid or a list of them."""
+    grids = []
+    for kind in ("step", "linear", "exponential"):
+        settings = config["study"]["profiles"].get(kind)
+        grids.extend((kind, grid) for grid in ([settings] if isinstance(settings, dict) else settings or []))
+    return grids
+
+
+def profile_seeds(config: dict) -> list[tuple[Profile, tuple[int, ...]]]:
+    """Every imbalanced profile with its seeds, in config order; a grid's own seeds override study.seeds."""
+    cells: dict[Profile, list[int]] = {}
+    for kind, grid in profile_grids(config):
+        profiles = ([step(mu, rho) for mu in grid["mu"] for rho in grid["rho"]] if kind == "step"
+                    else [ramp(kind, rho) for rho in grid["rho"]])
+        for profile in profiles:
+            seeds = cells.setdefault(profile, [])
+            seeds.extend(seed for seed in grid.get("seeds", config["study"]["seeds"]) if seed not in seeds)
+    return [(profile, tuple(seeds)) for profile, seeds in cells.items()]
+
+
+def method_protocol_settings(config: dict, dataset: str, method: str) -> dict:
+    """The dataset's protocol with the method's own overrides (``methods.<name>.train``)."""
+    base = config["protocols"][config["datasets"][dataset]["protocol"]]
+    return {**base, **config["methods"][method].get("train", {})}
+
+
+def searched_lrs(config: dict, dataset: str, method: str) -> list[float] | None:
+    search = method_protocol_settings(config, dataset, method).get("lr_search")
+    return list(search["values"]) if search else None
+
+
+def variant_name(method: str, lr: float | None) -> str:
+    return method if lr is None else f"{method}{LR_MARK}{number(lr)}"
+
+
+def resolve_method(config: dict, dataset: str, name: str) -> list[Method]:
+    """The runs one method makes on a dataset: itself, or one per learning rate of its search."""
+    settings = config["methods"][name]
+    protocol = method_protocol_settings(config, dataset, name)
+    search = protocol.pop("lr_search", None)
+    two_phase = settings.get("two_phase")
+    first = config["methods"][two_phase["from"]] if two_phase else settings
+    sampler, ratio = first["sampler"], float(first["ratio"])
+    index = IMBALANCED if two_phase or sampler == "none" else IndexFile(sampler, ratio)
+    variants = []
+    for lr in (search["values"] if search else [None]):
+        base_lr = protocol["lr"] if lr is None else lr
+        run_lr = base_lr * two_phase["lr_factor"] if two_phase else base_lr
+        variants.append(Method(
+            name=name, variant=variant_name(name, lr), sampler=sampler, ratio=ratio, index=index,
+            protocol=Protocol.from_config({**protocol, "lr": run_lr}), base_lr=base_lr,
+            phase_one=variant_name(two_phase["from"], lr) if two_phase else None,
+            select_on=search["select_on"] if search else "", select_metric=search["metric"] if search else ""))
+    return variants
+
+
+def _pack(runs: list[Run], limit: int) -> list[Bundle]:
+    """Runs packed into jobs of at most ``limit``: same dataset, profile, model, protocol and phase.
+
+    A two-phase run waits for its first phase in an earlier bundle; a group larger than the limit is
+    split into nearly equal bundles.
+    """
+    groups: dict[tuple, list[Run]] = {}
+    for run in runs:
+        protocol = json.dumps(asdict(run.protocol), sort_keys=True)
+        model = json.dumps([run.model, run.model_options], sort_keys=True)
+        groups.setdefault((run.dataset, run.profile, run.method.two_phase, model, protocol), []).append(run)
+    packed: list[Bundle] = []
+    home: dict[tuple, str] = {}
+    numbers: dict[tuple, int] = {}
+    for (dataset, profile, second_phase, *_), members in sorted(groups.items(), key=lambda item: item[0][2]):
+        count = math.ceil(len(members) / limit)
+        for part in range(count):
+            chunk = tuple(members[part * len(members) // count: (part + 1) * len(members) // count])
+            number_ = numbers.get((dataset, profile), 0)
+            numbers[(dataset, profile)] = number_ + 1
+            after = ()
+            if second_phase:
+                after = tuple(sorted({home[(dataset, profile.name, run.seed, run.method.phase_one)] for run in chunk}))
+            bundle = Bundle(dataset, profile, number_, chunk, after)
+            packed.append(bundle)
+            home.update((run.key, bundle.name) for run in chunk)
+    return packed
+
+
+@dataclass(frozen=True)
+class Study:
+    """A resolved study: what runs, in which jobs, and where every file lies."""
+
+    config: dict = field(hash=False, repr=False)
+    datasets: dict[str, DatasetPlan] = field(hash=False)
+    cells: tuple[Cell, ...]
+    runs: tuple[Run, ...]
+    bundles: tuple[Bundle, ...]
+
+    @cached_property
+    def _cells(self) -> dict[tuple[str, str], Cell]:
+        return {(cell.dataset, cell.profile.name): cell for cell in self.cells}
+
+    @cached_property
+    def _bundles(self) -> dict[tuple[str, str, str], Bundle]:
+        return {(bundle.dataset, bundle.profile.name, bundle.name): bundle for bundle in self.bundles}
+
+    def cell(self, dataset: str, profile: str) -> Cell:
+        try:
+            return self._cells[(dataset, profile)]
+        except KeyError:
+            raise KeyError(f"{dataset}/{profile} is not an imbalanced set of this study") from None
+
+    def bundle(self, dataset: str, profile: str, name: str, n_runs: int | None = None) -> Bundle:
+        bundle = self._bundles.get((dataset, profile, name))
+        if bundle is None or (n_runs is not None and len(bundle.runs) != n_runs):
+            raise KeyError(f"{dataset}/{profile}/{name}-{n_runs}runs is not a bundle of this study "
+                           "(the config or engine.runs_per_job changed?)")
+        return bundle
+
+    def phase_one_bundles(self, bundle: Bundle) -> list[Bundle]:
+        return [self._bundles[(bundle.dataset, bundle.profile.name, name)] for name in bundle.after]
+
+    def bundles_holding(self, runs) -> list[Bundle]:
+        keys = {run.key for run in runs}
+        return [bundle for bundle in self.bundles if keys.intersection(run.key for run in bundle.runs)]
+
+    def profiles(self) -> list[Profile]:
+        """The study's distinct profiles, in config order."""
+        return list(dict.fromkeys(cell.profile for cell in self.cells))
+
+
+def resolve(config: dict) -> Study:
+    """The plan of a validated config (``config.validate`` first: it fills in the schema's defaults)."""
+    study = config["study"]
+    datasets = {name: DatasetPlan(name, config["datasets"][name]) for name in study["datasets"]}
+    profiles = profile_seeds(config)
+    methods = {dataset: [variant for name in study["methods"] for variant in resolve_method(config, dataset, name)]
+               for dataset in datasets}
+    runs = tuple(Run(dataset, profile, seed, method, plan.settings["model"], plan.settings.get("model_options", {}))
+                 for dataset, plan in datasets.items() for profile, seeds in profiles
+                 for seed in seeds for method in methods[dataset])
+    cells = tuple(Cell(dataset, profile, seeds,
+                       tuple(dict.fromkeys([IMBALANCED] + [method.index for method in methods[dataset]])))
+                  for dataset in datasets for profile, seeds in profiles)
+    return Study(config=config, datasets=datasets, cells=cells, runs=runs,
+                 bundles=tuple(_pack(list(runs), config["engine"]["runs_per_job"])))

@@ -1,0 +1,128 @@
+"""A run's directory, the contract both engines write::
+
+    checkpoints/iter0001000.pt   model weights at each configured iteration
+    resume.pt                    everything needed to continue after a kill (not a Snakemake output,
+                                 so Snakemake never deletes it when a job fails); removed once the
+                                 run is complete
+    run.json                     the manifest, written last: its presence means the run is complete
+
+Every state file carries the run's fingerprint (its settings, the index file and the dataset), so a
+rerun with other settings starts afresh instead of resuming from stale state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import platform
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .atomic import TEMPORARY_PREFIX, atomic_path, file_sha256, write_json
+
+log = logging.getLogger(__name__)
+
+
+def fingerprint(settings: dict, inputs: dict) -> str:
+    """A run's identity: its settings (``Run.fingerprint_settings``) and inputs (index file, dataset,
+    first phase)."""
+    return hashlib.sha256(json.dumps({"spec": settings, **inputs}, sort_keys=True).encode()).hexdigest()
+
+
+def checkpoint_path(run_dir: Path, iteration: int) -> Path:
+    return Path(run_dir) / "checkpoints" / f"iter{iteration:07d}.pt"
+
+
+def save(payload: dict, path: Path) -> None:
+    with atomic_path(path) as temporary:
+        torch.save(payload, temporary)
+
+
+def _load_resume_state(path: Path, fingerprint_: str) -> dict | None:
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:  # a state file that cannot be read is discarded, never trusted
+        log.warning("ignoring unreadable resume state %s (%s); starting afresh", path, error)
+        return None
+    if state.get("fingerprint") != fingerprint_:
+        log.info("resume state %s belongs to other settings; starting afresh", path)
+        return None
+    return state
+
+
+def start_run(run_dir: Path, fingerprint_: str, engine: str) -> dict | None:
+    """Clear what a killed job left half-written and return the run's resume state, when it exists,
+    matches the fingerprint and was written by ``engine`` (the engines keep momentum and random
+    state differently). Without one, checkpoints of earlier settings are removed: the run starts
+    afresh."""
+    for half_written in run_dir.rglob(f"{TEMPORARY_PREFIX}*"):
+        half_written.unlink()
+    state = _load_resume_state(run_dir / "resume.pt", fingerprint_)
+    if state is not None and state["engine"] != engine:
+        log.info("resume state of %s was written by the %s engine, not %s; starting afresh", run_dir,
+                 state["engine"], engine)
+        state = None
+    if state is None:
+        for stale in (run_dir / "checkpoints").glob("iter*.pt"):
+            stale.unlink()
+    return state
+
+
+def write_manifest(run_dir: Path, manifest: dict, checkpoints) -> dict:
+    """Write run.json, the sign that a run is complete (with each checkpoint's sha256), then drop its
+    resume state (it would double the run's disk use)."""
+    manifest = {**manifest, "software": software_versions(),
+                "checkpoints": [{"iteration": c, "path": str(checkpoint_path(run_dir, c)),
+                                 "sha256": file_sha256(checkpoint_path(run_dir, c))} for c in sorted(checkpoints)]}
+    write_json(run_dir / "run.json", manifest)
+    (run_dir / "resume.pt").unlink(missing_ok=True)
+    return manifest
+
+
+def finished_manifest(manifest_path: str | Path, fingerprint_: str) -> dict | None:
+    """The manifest of a finished run with this fingerprint whose checkpoints are all there, unaltered
+    (sha256), else None."""
+    manifest_path = Path(manifest_path)
+    if not manifest_path.exists():
+        return None
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except ValueError:
+        return None
+    if manifest.get("fingerprint") != fingerprint_:
+        return None
+    for entry in manifest.get("checkpoints", []):
+        if not Path(entry["path"]).exists() or file_sha256(entry["path"]) != entry["sha256"]:
+            return None
+    return manifest
+
+
+def software_versions() -> dict:
+    """Versions recorded in every run manifest (from package metadata: importing costs seconds)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {"python": platform.python_version(), "platform": platform.platform()}
+    for package in ("imbalance-study", "torch", "numpy", "h5py"):
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = None
+    return versions
+
+
+def load_checkpoint(entry: dict, model: nn.Module, fingerprint_: str) -> None:
+    """Load a checkpoint listed in a manifest, refusing one that was altered or belongs to another run."""
+    path = Path(entry["path"])
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: checkpoint listed in the run manifest is missing")
+    if file_sha256(path) != entry["sha256"]:
+        raise ValueError(f"{path}: checkpoint does not match the checksum in its run manifest (truncated or replaced)")
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if payload["fingerprint"] != fingerprint_:
+        raise ValueError(f"{path}: checkpoint belongs to another run")
+    model.load_state_dict(payload["model"])

@@ -1,0 +1,427 @@
+"""Dependency tracking follows the settings, key by key of the config schema.
+
+For every key the schema describes, ``EFFECTS`` says what changing it must rerun in a study that
+uses it: the jobs whose result depends on it directly, and (Snakemake's rule) every job downstream
+of those. A finished study is dry-run once per key with that key changed, and the jobs Snakemake
+plans must be exactly those. Keys that cannot change a result (the engine, the device, how often
+state is saved) may rerun a job but must not retrain a network: a real run checks that. A key added
+to the schema without an entry here fails ``test_every_schema_key_has_a_declared_effect``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable
+
+import pytest
+import yaml
+
+from imbalance_study import plan
+
+from .conftest import REPO
+from .test_workflow import run_manifests, snakemake
+
+pytestmark = pytest.mark.workflow
+
+# Every run is its own job (distinct protocols), so that a key's effect can be told job by job: per
+# profile, baseline at two searched learning rates, over, and the second phase from over.
+BASE = {
+    "datasets": {"digits": {"source": "sklearn_digits", "train_per_class": 30, "validation_per_class": 5,
+                            "test_per_class": 10, "model": "digits_cnn", "protocol": "tiny"}},
+    "protocols": {"tiny": {"iterations": 20, "batch_size": 8, "lr": 0.02, "checkpoints": [10, 20], "resume_every": 10,
+                           "lr_policy": {"name": "inv", "gamma": 0.001, "power": 0.75}}},
+    "methods": {"baseline": {"sampler": "none", "train": {"lr_search": {"values": [0.05, 0.01]}}},
+                "over": {"sampler": "over"}, "twophase_over": {"two_phase": {"from": "over"}}},
+    "study": {"datasets": ["digits"], "seeds": [1], "methods": ["baseline", "over", "twophase_over"],
+              "profiles": {"step": {"mu": [0.5], "rho": [5]}, "linear": {"rho": [5]}}},
+    "scoring": {"silhouette_per_class": 5},
+    "figures": {"fig3": {}, "fig4": {}, "fig5": {}, "fig6": {}, "fig7": {"rho": 5}, "fig8": {}, "dynamics": {},
+                "table4": {}},
+}
+STEP, LINEAR = "step-mu0.5-rho5", "linear-rho5"
+BUNDLES = {"baseline-lr0.05": "bundle00", "baseline-lr0.01": "bundle01", "over": "bundle02", "twophase_over": "bundle03"}
+
+
+@dataclass(frozen=True)
+class Job:
+    rule: str
+    output: str  # its first output ("" for rule all)
+
+
+def planned(output: str) -> set[Job]:
+    """The jobs of a dry run's listing."""
+    jobs, rule = set(), None
+    for line in output.splitlines():
+        started = re.match(r"^(?:local)?rule (\w+):$", line)
+        if started:
+            if rule == "all":
+                jobs.add(Job("all", ""))
+            rule = started[1]
+        elif rule and line.startswith("    output: "):
+            jobs.add(Job(rule, line[len("    output: "):].split(", ")[0]))
+            rule = None
+    if rule == "all":
+        jobs.add(Job("all", ""))
+    return jobs
+
+
+@dataclass
+class Dag:
+    """The finished study's jobs, with what each reads: to follow a change downstream."""
+
+    inputs: dict[Job, set[str]] = field(default_factory=dict)
+    outputs: dict[Job, set[str]] = field(default_factory=dict)
+
+    def downstream(self, jobs: set[Job]) -> set[Job]:
+        result, frontier = set(jobs), set(jobs)
+        while frontier:
+            written = set().union(*(self.outputs[job] for job in frontier))
+            frontier = {job for job, read in self.inputs.items() if read & written} - result
+            result |= frontier
+        return result
+
+    def select(self, rule: str, *parts: str) -> set[Job]:
+        return {job for job in self.inputs if job.rule == rule and all(part in job.output for part in parts)}
+
+
+def parse_dag(output: str) -> Dag:
+    dag, job = Dag(), None
+    for line in output.splitlines():
+        started = re.match(r"^(?:local)?rule (\w+):$", line)
+        if started:
+            job = {"rule": started[1], "input": [], "output": []}
+        elif job is not None and re.match(r"^    (input|output): ", line):
+            key, _, files = line.strip().partition(": ")
+            job[key] = files.split(", ")
+        elif job is not None and line.startswith("    jobid:"):
+            key = Job(job["rule"], job["output"][0] if job["output"] else "")
+            dag.inputs[key], dag.outputs[key] = set(job["input"]), set(job["output"])
+            job = None
+    return dag
+
+
+def bundle(profile: str, variant: str) -> str:
+    return f"results/bundles/digits/{profile}/{BUNDLES[variant]}-1runs"
+
+
+# What changing a key must rerun, given the finished study's DAG: the jobs whose result depends on it
+# (and, through dag.downstream, what reads them). Always also provenance (the config's record) and all.
+def nothing(dag):
+    return set()
+
+
+def everything(dag):
+    return dag.downstream(dag.select("prepare_dataset"))
+
+
+def index_files(dag):
+    return dag.downstream(dag.select("indices"))
+
+
+def every_bundle(dag):
+    return dag.downstream(dag.select("train_bundle"))
+
+
+def bundles_of(*variants):
+    return lambda dag: dag.downstream({job for variant in variants for profile in (STEP, LINEAR)
+                                       for job in dag.select("train_bundle", bundle(profile, variant))})
+
+
+def every_figure(dag):
+    return dag.select("figure")
+
+
+def figure(name):
+    return lambda dag: dag.downstream(dag.select("figure", f"figures/{name}."))
+
+
+@dataclass(frozen=True)
+class Effect:
+    change: Callable[[dict], None]  # changes the key in a copy of BASE
+    reruns: Callable | dict  # the expected jobs (from the DAG), or {rule: count} where the grid changes
+    retrains: bool = True  # False: the jobs may rerun, but no run may be trained again
+
+
+def setting(path: str, value) -> Callable[[dict], None]:
+    def change(config):
+        *parents, last = path.split(".")
+        node = config
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[last] = value
+    return change
+
+
+def together(*changes):
+    def change(config):
+        for one in changes:
+            one(config)
+    return change
+
+
+OTHER_SOURCES = "not read for sklearn_digits (a key of another source: test_plan checks it is content there)"
+D, P = "datasets.digits", "protocols.tiny"
+FIGURE_KEYS = {"fig3": ("metric", "methods", "iteration", "datasets"), "fig4": ("metric", "methods", "iteration", "datasets"),
+               "fig5": ("metric", "methods", "iteration", "datasets", "imbalance"),
+               "fig6": ("metric", "methods", "iteration", "datasets"),
+               "fig7": ("rho", "metric", "methods", "iteration", "datasets"),
+               "fig8": ("profile", "metric", "methods", "datasets"), "dynamics": ("profile", "methods", "datasets"),
+               "table4": ("metric", "methods", "iteration", "datasets")}
+FIGURE_CHANGES = {"metric": "accuracy", "methods": ["baseline", "over"], "iteration": 10, "datasets": ["digits"],
+                  "imbalance": "exponential", "rho": 2, "profile": LINEAR}
+
+EFFECTS: dict[str, Effect] = {
+    "device": Effect(setting("device", "cpu"), every_bundle, retrains=False),
+    "datasets.*.source": Effect(together(setting(f"{D}.source", "sklearn_breast_cancer"), setting(f"{D}.model", "mlp"),
+                                         setting("scoring.silhouette_per_class", 5)), everything),
+    **{f"datasets.*.{key}": Effect(setting(f"{D}.{key}", value), nothing) for key, value in (
+        ("root", "elsewhere"), ("copy_from", "elsewhere"), ("path", "table.csv"), ("label_column", "y"),
+        ("train_root", "elsewhere"), ("test_root", "elsewhere"), ("n_classes", 10), ("preprocessing", "none"),
+        ("split", "pooled"))},
+    "datasets.*.image_size.resize": Effect(setting(f"{D}.image_size", {"resize": 40}), nothing),
+    "datasets.*.image_size.crop": Effect(setting(f"{D}.image_size", {"crop": 30}), nothing),
+    "datasets.*.model_options": Effect(together(setting(f"{D}.model", "mlp"), setting(f"{D}.model_options",
+                                                                                       {"hidden": [8]})), every_bundle),
+    "datasets.*.validation_per_class": Effect(setting(f"{D}.validation_per_class", 6), everything),
+    "datasets.*.train_per_class": Effect(setting(f"{D}.train_per_class", 28), everything),
+    "datasets.*.test_per_class": Effect(setting(f"{D}.test_per_class", 12), everything),
+    "datasets.*.seed": Effect(setting(f"{D}.seed", 3), everything),
+    "datasets.*.minority_classes": Effect(setting(f"{D}.minority_classes", "lowest"), index_files),
+    "datasets.*.model": Effect(setting(f"{D}.model", "mlp"), every_bundle),
+    # The same protocol under another name: the runs' settings do not change, the captions that name
+    # the protocol do.
+    "datasets.*.protocol": Effect(together(setting("protocols.other", BASE["protocols"]["tiny"]),
+                                           setting(f"{D}.protocol", "other")), every_figure),
+    # Learning rates: baseline searches its own (protocols.tiny.lr does not reach it).
+    f"protocols.*.lr": Effect(setting(f"{P}.lr", 0.03), bundles_of("over", "twophase_over")),
+    **{f"protocols.*.{key}": Effect(setting(f"{P}.{key}", value), every_bundle) for key, value in (
+        ("iterations", 30), ("batch_size", 6), ("momentum", 0.5), ("weight_decay", 0.001),
+        ("momentum_form", "pytorch"), ("precision", "bf16"))},
+    "protocols.*.checkpoints": Effect(setting(f"{P}.checkpoints", [5, 20]), every_bundle),
+    "protocols.*.checkpoints.spacing": Effect(setting(f"{P}.checkpoints", {"spacing": "log", "count": 2}), every_bundle),
+    "protocols.*.checkpoints.count": Effect(setting(f"{P}.checkpoints", {"count": 4}), every_bundle),
+    "protocols.*.checkpoints.first": Effect(setting(f"{P}.checkpoints", {"spacing": "log", "count": 2, "first": 3}),
+                                            every_bundle),
+    "protocols.*.lr_policy.name": Effect(setting(f"{P}.lr_policy", {"name": "fixed"}), every_bundle),
+    "protocols.*.lr_policy.gamma": Effect(setting(f"{P}.lr_policy.gamma", 0.01), every_bundle),
+    "protocols.*.lr_policy.power": Effect(setting(f"{P}.lr_policy.power", 0.5), every_bundle),
+    "protocols.*.lr_policy.steps": Effect(setting(f"{P}.lr_policy", {"name": "multistep", "steps": [10]}),
+                                          every_bundle),
+    "protocols.*.resume_every": Effect(setting(f"{P}.resume_every", 5), every_bundle, retrains=False),
+    # The search of one method (methods.*.train), here baseline's: its runs only. A new learning rate
+    # is a new run in the job of the one it replaces.
+    "methods.*.train.lr_search.values": Effect(setting("methods.baseline.train.lr_search.values", [0.05, 0.005]),
+                                               bundles_of("baseline-lr0.01")),
+    "methods.*.train.lr_search.select_on": Effect(setting("methods.baseline.train.lr_search.select_on", "test"),
+                                                  bundles_of("baseline-lr0.05", "baseline-lr0.01")),
+    "methods.*.train.lr_search.metric": Effect(setting("methods.baseline.train.lr_search.metric", "accuracy"),
+                                               bundles_of("baseline-lr0.05", "baseline-lr0.01")),
+    # A search in the protocol reaches the methods without their own: over and its second phase become
+    # searched runs (other names, new jobs); baseline keeps its own search.
+    "protocols.*.lr_search.values": Effect(setting(f"{P}.lr_search", {"values": [0.02]}),
+                                           {"train_bundle": 4, "aggregate_scores": 1, "figure": 8, "provenance": 1,
+                                            "all": 1}),
+    "protocols.*.lr_search.select_on": Effect(setting(f"{P}.lr_search", {"values": [0.02], "select_on": "test"}),
+                                              {"train_bundle": 4, "aggregate_scores": 1, "figure": 8, "provenance": 1,
+                                               "all": 1}),
+    "protocols.*.lr_search.metric": Effect(setting(f"{P}.lr_search", {"values": [0.02], "metric": "accuracy"}),
+                                           {"train_bundle": 4, "aggregate_scores": 1, "figure": 8, "provenance": 1,
+                                            "all": 1}),
+    "methods.*.sampler": Effect(setting("methods.over.sampler", "under"), index_files),
+    "methods.*.ratio": Effect(setting("methods.over.ratio", 2), index_files),
+    "methods.*.two_phase.lr_factor": Effect(setting("methods.twophase_over.two_phase.lr_factor", 0.5),
+                                            bundles_of("twophase_over")),
+    # Another first phase: twophase_over now starts from the runs of a new method under, which joins
+    # over's job (one protocol); the new index files rerun every job of their profile.
+    "methods.*.two_phase.from": Effect(
+        together(setting("methods.under", {"sampler": "under"}),
+                 setting("study.methods", ["baseline", "over", "under", "twophase_over"]),
+                 setting("methods.twophase_over.two_phase.from", "under")),
+        {"indices": 2, "train_bundle": 8, "aggregate_scores": 1, "figure": 8, "provenance": 1, "all": 1}),
+    "methods.*.train": Effect(setting("methods.over.train", {"weight_decay": 0.001}), bundles_of("over", "twophase_over")),
+    # The grid itself: new imbalanced sets, seeds or datasets are new jobs.
+    "study.datasets": Effect(together(setting("datasets.cancer", {"source": "sklearn_breast_cancer", "train_per_class": 30,
+                                                                  "validation_per_class": 5, "test_per_class": 10,
+                                                                  "model": "mlp", "protocol": "tiny"}),
+                                      setting("study.datasets", ["digits", "cancer"])),
+                             {"prepare_dataset": 1, "indices": 2, "train_bundle": 8, "aggregate_scores": 1, "figure": 8,
+                              "provenance": 1, "all": 1}),
+    "study.seeds": Effect(setting("study.seeds", [1, 2]),
+                          {"indices": 2, "train_bundle": 8, "aggregate_scores": 1, "figure": 8, "provenance": 1,
+                           "all": 1}),
+    # Without the second phase: every figure but fig7 (which never draws second phases) loses runs.
+    "study.methods": Effect(setting("study.methods", ["baseline", "over"]),
+                            {"aggregate_scores": 1, "figure": 7, "provenance": 1, "all": 1}),
+    "study.profiles.step.mu": Effect(setting("study.profiles.step.mu", [0.5, 0.2]),
+                                     {"indices": 1, "train_bundle": 4, "aggregate_scores": 1, "figure": 7,
+                                      "provenance": 1, "all": 1}),
+    # A smaller rho: the figures of step profiles (fig3, fig4, fig6, table4) and fig7's caption, which
+    # names the step grid; fig8 and dynamics keep the largest rho, fig5 draws linear profiles.
+    "study.profiles.step.rho": Effect(setting("study.profiles.step.rho", [5, 2]),
+                                      {"indices": 1, "train_bundle": 4, "aggregate_scores": 1, "figure": 5,
+                                       "provenance": 1, "all": 1}),
+    "study.profiles.step.seeds": Effect(setting("study.profiles.step.seeds", [2]),
+                                        {"indices": 1, "train_bundle": 4, "aggregate_scores": 1, "figure": 8,
+                                         "provenance": 1, "all": 1}),
+    "study.profiles.linear.rho": Effect(setting("study.profiles.linear.rho", [5, 2]),
+                                        {"indices": 1, "train_bundle": 4, "aggregate_scores": 1, "figure": 1,
+                                         "provenance": 1, "all": 1}),
+    # A grid's own seeds: every caption says the study seeds hold only where a grid names none.
+    "study.profiles.linear.seeds": Effect(setting("study.profiles.linear.seeds", [2]),
+                                          {"indices": 1, "train_bundle": 4, "aggregate_scores": 1, "figure": 8,
+                                           "provenance": 1, "all": 1}),
+    # An exponential profile: no figure of this study draws one (fig5 draws linear ones).
+    "study.profiles.exponential.rho": Effect(setting("study.profiles.exponential", {"rho": [5]}),
+                                             {"indices": 1, "train_bundle": 4, "aggregate_scores": 1,
+                                              "provenance": 1, "all": 1}),
+    "study.profiles.exponential.seeds": Effect(setting("study.profiles.exponential", {"rho": [5], "seeds": [2]}),
+                                               {"indices": 1, "train_bundle": 4, "aggregate_scores": 1, "figure": 8,
+                                                "provenance": 1, "all": 1}),
+    # Every run is alone in its job already: smaller jobs change nothing.
+    "engine.runs_per_job": Effect(setting("engine.runs_per_job", 1), nothing),
+    "engine.stack": Effect(setting("engine.stack", "always"), every_bundle, retrains=False),
+    # (the search selects on validation, fig8 and dynamics draw train and test: all three are needed)
+    "scoring.splits": Effect(setting("scoring.splits", ["validation", "test", "train"]), every_bundle,
+                             retrains=False),
+    "scoring.store_predictions": Effect(setting("scoring.store_predictions", ["test"]), every_bundle, retrains=False),
+    "scoring.silhouette_per_class": Effect(setting("scoring.silhouette_per_class", 3), every_bundle, retrains=False),
+    "scoring.train_sample_per_class": Effect(setting("scoring.train_sample_per_class", 3), every_bundle,
+                                             retrains=False),
+    **{f"figures.{name}.{key}": Effect(setting(f"figures.{name}.{key}", FIGURE_CHANGES[key]), figure(name))
+       for name, keys in FIGURE_KEYS.items() for key in keys},
+    # (accuracy is their default)
+    "figures.fig6.metric": Effect(setting("figures.fig6.metric", "roc_auc"), figure("fig6")),
+    "figures.fig8.metric": Effect(setting("figures.fig8.metric", "roc_auc"), figure("fig8")),
+}
+NOT_APPLICABLE = {key: OTHER_SOURCES for key in ("root", "copy_from", "path", "label_column", "train_root",
+                                                 "test_root", "n_classes", "preprocessing", "split", "image_size")}
+# A figure with nothing to draw after the change is not drawn at all: nothing reruns.
+EFFECTS["figures.fig5.imbalance"] = Effect(setting("figures.fig5.imbalance", "exponential"), nothing)
+EFFECTS["figures.fig7.rho"] = Effect(setting("figures.fig7.rho", 2), nothing)
+
+
+def resolved(node: dict, schema: dict) -> dict:
+    while "$ref" in node:
+        node = {**schema["$defs"][node["$ref"].split("/")[-1]], **{k: v for k, v in node.items() if k != "$ref"}}
+    return node
+
+
+def schema_keys(node: dict, schema: dict, path: str = "") -> set[str]:
+    """Every settable key of the schema, as ``a.*.b`` (``*`` for a name the user picks)."""
+    node = resolved(node, schema)
+    keys = set()
+    for alternative in node.get("oneOf", []):
+        keys |= schema_keys(alternative, schema, path)
+    if node.get("type") == "array" and "properties" in resolved(node.get("items", {}), schema):
+        return keys | schema_keys(node["items"], schema, path)  # a list of grids: each grid's keys
+    children = node.get("properties") or {}
+    for name, child in children.items():
+        keys |= schema_keys(child, schema, f"{path}.{name}".lstrip("."))
+    if isinstance(node.get("additionalProperties"), dict):
+        keys |= schema_keys(node["additionalProperties"], schema, f"{path}.*".lstrip("."))
+    if (not children and not keys or node.get("additionalProperties") is True) and path:
+        keys.add(path)  # a leaf, or free-form overrides (methods.*.train) beside the keys it names
+    return keys
+
+
+def test_every_schema_key_has_a_declared_effect():
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    keys = schema_keys(schema, schema)
+    assert keys - set(EFFECTS) == set(), "keys of the schema whose effect on the jobs is not declared here"
+    assert set(EFFECTS) - keys == set(), "declared keys the schema does not have"
+    assert {f"datasets.*.{key}" for key in NOT_APPLICABLE} - {"datasets.*.image_size"} <= keys
+
+
+def test_a_key_of_another_source_is_content_there():
+    """The keys digits does not read rebuild the dataset of a source that reads them."""
+    for source, keys in plan.SOURCE_CONTENT_KEYS.items():
+        for key in keys:
+            base = {"source": source, "train_per_class": 1, key: "a"}
+            assert plan.content_settings(base) != plan.content_settings({**base, key: "b"}), (source, key)
+    read = {key for keys in plan.SOURCE_CONTENT_KEYS.values() for key in keys}
+    assert set(NOT_APPLICABLE) - {"split"} <= read | {"split"} and "split" in read
+    assert not set(NOT_APPLICABLE) & set(plan.SOURCE_CONTENT_KEYS["sklearn_digits"])
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("dependencies")
+    snakemake(workdir, config=copy.deepcopy(BASE))
+    dag = parse_dag(snakemake(workdir, "-n", "-F", config=copy.deepcopy(BASE)))
+    assert len(dag.select("train_bundle")) == 8 and len(dag.select("figure")) == 8
+    return workdir, dag
+
+
+def dry_run(workdir, name: str, config: dict) -> str:
+    (workdir / f"{name}.yaml").write_text(yaml.safe_dump(config))
+    return snakemake(workdir, "-n", configfiles=[workdir / f"{name}.yaml"])
+
+
+def changed(key: str) -> dict:
+    config = copy.deepcopy(BASE)
+    EFFECTS[key].change(config)
+    return config
+
+
+def test_changing_each_key_plans_exactly_the_jobs_that_depend_on_it(finished):
+    workdir, dag = finished
+    keys = sorted(EFFECTS)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        outputs = dict(zip(keys, pool.map(lambda key: dry_run(workdir, re.sub(r"\W", "_", key), changed(key)), keys)))
+    always = {Job("provenance", plan.PROVENANCE), Job("all", "")}
+    wrong = {}
+    for key in keys:
+        jobs, expected = planned(outputs[key]), EFFECTS[key].reruns
+        if isinstance(expected, dict):
+            got = dict(Counter(job.rule for job in jobs))
+        else:
+            expected = {Job(job.rule, job.output) for job in expected(dag)} | always
+            got = jobs
+        if got != expected and isinstance(got, set):
+            wrong[key] = {"planned, not expected": sorted(f"{job.rule} {job.output}" for job in got - expected),
+                          "expected, not planned": sorted(f"{job.rule} {job.output}" for job in expected - got)}
+        elif got != expected:
+            wrong[key] = {"planned": got, "expected": expected}
+    assert not wrong, json.dumps(wrong, indent=1)
+
+
+def test_the_papers_case_a_new_selection_metric_rescores_and_reselects(finished, tmp_path):
+    """lr_search.metric alone changed: the jobs of the searched runs run again (no network is trained
+    again) and the table records, and selects on, the new metric."""
+    import shutil
+
+    import pandas as pd
+
+    workdir = tmp_path / "study"
+    shutil.copytree(finished[0], workdir, symlinks=True)
+    before = run_manifests(workdir)
+    (workdir / "metric.yaml").write_text(yaml.safe_dump(changed("methods.*.train.lr_search.metric")))
+    snakemake(workdir, configfiles=[workdir / "metric.yaml"])
+    assert run_manifests(workdir) == before
+    table = pd.read_csv(workdir / "results" / "scores.csv")
+    searched = table[table["method"] == "baseline"]
+    assert set(searched["select_metric"]) == {"accuracy"} and set(searched["select_on"]) == {"validation"}
+    assert set(table.loc[table["method"] != "baseline", "select_metric"].fillna("")) == {""}
+
+
+def test_keys_that_change_no_result_retrain_nothing(finished, tmp_path):
+    """The engine, the device, the resume cadence and the scoring settings, all changed at once: the
+    jobs run again and score again, but every run's manifest stays as it was."""
+    import shutil
+
+    workdir = tmp_path / "study"
+    shutil.copytree(finished[0], workdir, symlinks=True)
+    before = run_manifests(workdir)
+    config = copy.deepcopy(BASE)
+    for key, effect in EFFECTS.items():
+        if not effect.retrains:
+            effect.change(config)
+    (workdir / "settings.yaml").write_text(yaml.safe_dump(config))
+    output = snakemake(workdir, configfiles=[workdir / "settings.yaml"])
+    assert "train_bundle" in output
+    assert run_manifests(workdir) == before
