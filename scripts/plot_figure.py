@@ -17,8 +17,7 @@ log = logs.to_file(snakemake.log[0])
 params = snakemake.params
 plot = figures.FIGURES[params.figure]
 # What made the figure, in its PDF's metadata: its settings and the software.
-figures.PDF_METADATA.update(figures.provenance_metadata(
-    {"settings": {params.figure: params.settings}, "software": software_versions()}))
+figures.PDF_METADATA.update(figures.provenance_metadata({params.figure: params.settings}, software_versions()))
 # Per-run score files are written before any learning-rate search is decided.
 table = selection.mark_selected(figures.load_scores(snakemake.input.scores))
 table = figures.only_runs(table, params.runs)  # a bundle's score file may hold runs the figure leaves out

@@ -21,7 +21,7 @@ from typing import Callable
 import pytest
 import yaml
 
-from imbalance_study import plan
+from imbalance_study import plan, source_facts
 
 from .conftest import REPO
 from .test_workflow import run_manifests, snakemake
@@ -164,7 +164,7 @@ def together(*changes):
     return change
 
 
-OTHER_SOURCES = "not read for sklearn_digits (a key of another source: test_plan checks it is content there)"
+OTHER_SOURCES = "not read for sklearn_digits (a key of another source: test_a_key_of_another_source_is_content_there)"
 D, P = "datasets.digits", "protocols.tiny"
 FIGURE_KEYS = {"fig3": ("metric", "methods", "iteration", "datasets"), "fig4": ("metric", "methods", "iteration", "datasets"),
                "fig5": ("metric", "methods", "iteration", "datasets", "imbalance"),
@@ -339,13 +339,13 @@ def test_every_schema_key_has_a_declared_effect():
 
 def test_a_key_of_another_source_is_content_there():
     """The keys digits does not read rebuild the dataset of a source that reads them."""
-    for source, keys in plan.SOURCE_CONTENT_KEYS.items():
+    for source, keys in source_facts.SOURCE_CONTENT_KEYS.items():
         for key in keys:
             base = {"source": source, "train_per_class": 1, key: "a"}
-            assert plan.content_settings(base) != plan.content_settings({**base, key: "b"}), (source, key)
-    read = {key for keys in plan.SOURCE_CONTENT_KEYS.values() for key in keys}
+            assert source_facts.content_settings(base) != source_facts.content_settings({**base, key: "b"}), (source, key)
+    read = {key for keys in source_facts.SOURCE_CONTENT_KEYS.values() for key in keys}
     assert set(NOT_APPLICABLE) - {"split"} <= read | {"split"} and "split" in read
-    assert not set(NOT_APPLICABLE) & set(plan.SOURCE_CONTENT_KEYS["sklearn_digits"])
+    assert not set(NOT_APPLICABLE) & set(source_facts.SOURCE_CONTENT_KEYS["sklearn_digits"])
 
 
 @pytest.fixture(scope="module")

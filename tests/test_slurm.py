@@ -35,7 +35,8 @@ RUN = "results/runs/digits/step-mu0.5-rho10/seed1/baseline"
 ITERATIONS = 4000
 
 # One training, long enough (about 10 s here) to be cancelled mid-run, with its resume state saved
-# every 100 iterations; no figures, so that the study is five jobs in three submissions.
+# every 100 iterations; no figures, so that the study is six jobs (the config's record in prep) in three
+# submissions.
 STUDY = {
     "datasets": {"digits": {"source": "sklearn_digits", "train_per_class": 40, "test_per_class": 20,
                             "model": "digits_cnn", "protocol": "digits"}},

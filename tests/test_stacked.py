@@ -217,7 +217,7 @@ def bundle_job(workdir, monkeypatch, device, stack):
 
     import pandas as pd
 
-    from imbalance_study import config, datasets, plan, sampling
+    from imbalance_study import config, datasets, plan, sampling, source_facts
 
     settings = copy.deepcopy(JOB_CONFIG)
     config.validate(settings)
@@ -227,7 +227,7 @@ def bundle_job(workdir, monkeypatch, device, stack):
     workdir.mkdir(parents=True)
     monkeypatch.chdir(workdir)
     dataset_path = study.datasets["digits"].path
-    dataset = datasets.prepare("digits", plan.content_settings(settings["datasets"]["digits"]), dataset_path)
+    dataset = datasets.prepare("digits", source_facts.content_settings(settings["datasets"]["digits"]), dataset_path)
     sampling.write_index_files(dataset.train_labels, cell.profile, 40, cell.seeds, "random", cell.index_files,
                                cell.index_paths(), cell.context)
     timings = bundles.run_bundle(bundle.members(), dataset_path, "scores.csv", "runs.json", device=device,

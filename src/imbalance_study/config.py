@@ -16,43 +16,15 @@ import yaml
 
 from . import imbalance, plan
 from .protocol import Protocol
+from .source_facts import ALWAYS_POOLED, REQUIRED_KEYS, SOURCE_FACTS, n_classes_of
 
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 # The models of imbalance_study.models (not imported here: it imports PyTorch; a test keeps the two equal).
 MODELS = ("allcnn_c", "digits_cnn", "lenet5", "mlp", "resnet10")
 
-# What each source offers, known before anything is downloaded, so a config can be checked at once.
-# max_per_class: the smallest class of both splits together (what a pooled split draws from).
-SOURCE_FACTS = {
-    "sklearn_digits": {"n_classes": 10, "max_per_class": 174},
-    "torchvision_mnist": {"n_classes": 10, "max_per_class": 6313, "max_train_per_class": 5421,
-                          "max_test_per_class": 892},
-    "torchvision_fashion_mnist": {"n_classes": 10, "max_per_class": 7000, "max_train_per_class": 6000,
-                                  "max_test_per_class": 1000},
-    "torchvision_cifar10": {"n_classes": 10, "max_per_class": 6000, "max_train_per_class": 5000,
-                            "max_test_per_class": 1000},
-    "sklearn_breast_cancer": {"n_classes": 2, "max_per_class": 212},
-}
-# Sources whose facts come from the user's files: what a config must name for each.
-REQUIRED_KEYS = {"torchvision_mnist": ("root",), "torchvision_fashion_mnist": ("root",),
-                 "torchvision_cifar10": ("root",), "csv": ("path",), "image_folder": ("train_root",)}
-ALWAYS_POOLED = ("sklearn_digits", "sklearn_breast_cancer", "csv")
-
-
 class ConfigError(ValueError):
     """A config that cannot run; the message starts with the key at fault."""
-
-
-def n_classes_of(spec: dict) -> int | None:
-    """Number of classes, known without preparing the dataset (None when only the data can tell)."""
-    if spec["source"] in SOURCE_FACTS:
-        return SOURCE_FACTS[spec["source"]]["n_classes"]
-    if "n_classes" in spec:
-        return spec["n_classes"]
-    if spec["source"] == "image_folder" and Path(spec["train_root"]).is_dir():
-        return sum(1 for entry in Path(spec["train_root"]).iterdir() if entry.is_dir())
-    return None
 
 
 def _filling_defaults(validator_class):

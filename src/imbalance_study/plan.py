@@ -13,14 +13,13 @@ so that a change in any of it reruns that job, and nothing it does not depend on
 
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 
 import numpy as np
 
 from .imbalance import Profile, number, ramp, stable_hash, step
+from .packing import Bundle, pack
 from .protocol import Protocol
 from .sampling import IMBALANCED, IndexFile
 
@@ -159,38 +158,6 @@ class Run:
 
 
 @dataclass(frozen=True)
-class Bundle:
-    """Runs that one job trains and scores: one dataset and imbalance profile, one model and protocol.
-
-    ``after`` holds the names of the bundles with the first phases of its two-phase runs.
-    """
-
-    dataset: str
-    profile: Profile
-    number: int
-    runs: tuple[Run, ...]
-    after: tuple[str, ...] = ()
-
-    @property
-    def name(self) -> str:
-        return f"bundle{self.number:02d}"
-
-    @property
-    def wildcards(self) -> dict:
-        return {"dataset": self.dataset, "profile": self.profile.name, "bundle": self.name,
-                "n_runs": len(self.runs)}
-
-    def path(self, template: str) -> str:
-        return template.format(**self.wildcards)
-
-    def members(self) -> list[dict]:
-        """What the bundle's job needs of each run: the run itself and where its files lie."""
-        return [{"run": run.to_dict(), "run_dir": run.directory, "index_path": run.index_path(),
-                 "imbalanced_path": run.index_path(IMBALANCED), "phase_one_dir": run.phase_one_directory()}
-                for run in self.runs]
-
-
-@dataclass(frozen=True)
 class Cell:
     """An imbalanced set of a dataset: its profile, the seeds drawn, the index files its methods need."""
 
@@ -227,23 +194,6 @@ class DatasetPlan:
     @property
     def path(self) -> str:
         return DATASET.format(dataset=self.name)
-
-
-# Settings of a dataset that determine the content of its HDF5 file, per source (with those of all).
-CONTENT_KEYS = ("source", "train_per_class", "test_per_class", "validation_per_class", "seed")
-SOURCE_CONTENT_KEYS = {
-    "sklearn_digits": (), "sklearn_breast_cancer": (),
-    "torchvision_mnist": ("root", "copy_from", "split"), "torchvision_fashion_mnist": ("root", "copy_from", "split"),
-    "torchvision_cifar10": ("root", "copy_from", "split", "preprocessing"),
-    "csv": ("path", "label_column"),
-    "image_folder": ("train_root", "test_root", "n_classes", "image_size", "split"),
-}
-
-
-def content_settings(settings: dict) -> dict:
-    """The dataset settings its file depends on: other settings (model, protocol, ...) never rebuild it."""
-    keys = CONTENT_KEYS + SOURCE_CONTENT_KEYS[settings["source"]]
-    return {key: settings[key] for key in keys if key in settings}
 
 
 def profile_grids(config: dict) -> list[tuple[str, dict]]:
@@ -303,35 +253,6 @@ def resolve_method(config: dict, dataset: str, name: str) -> list[Method]:
     return variants
 
 
-def _pack(runs: list[Run], limit: int) -> list[Bundle]:
-    """Runs packed into jobs of at most ``limit``: same dataset, profile, model, protocol and phase.
-
-    A two-phase run waits for its first phase in an earlier bundle; a group larger than the limit is
-    split into nearly equal bundles.
-    """
-    groups: dict[tuple, list[Run]] = {}
-    for run in runs:
-        protocol = json.dumps(asdict(run.protocol), sort_keys=True)
-        model = json.dumps([run.model, run.model_options], sort_keys=True)
-        groups.setdefault((run.dataset, run.profile, run.method.two_phase, model, protocol), []).append(run)
-    packed: list[Bundle] = []
-    home: dict[tuple, str] = {}
-    numbers: dict[tuple, int] = {}
-    for (dataset, profile, second_phase, *_), members in sorted(groups.items(), key=lambda item: item[0][2]):
-        count = math.ceil(len(members) / limit)
-        for part in range(count):
-            chunk = tuple(members[part * len(members) // count: (part + 1) * len(members) // count])
-            number_ = numbers.get((dataset, profile), 0)
-            numbers[(dataset, profile)] = number_ + 1
-            after = ()
-            if second_phase:
-                after = tuple(sorted({home[(dataset, profile.name, run.seed, run.method.phase_one)] for run in chunk}))
-            bundle = Bundle(dataset, profile, number_, chunk, after)
-            packed.append(bundle)
-            home.update((run.key, bundle.name) for run in chunk)
-    return packed
-
-
 @dataclass(frozen=True)
 class Study:
     """A resolved study: what runs, in which jobs, and where every file lies."""
@@ -389,4 +310,4 @@ def resolve(config: dict) -> Study:
                        tuple(dict.fromkeys([IMBALANCED] + [method.index for method in methods[dataset]])))
                   for dataset in datasets for profile, seeds in profiles)
     return Study(config=config, datasets=datasets, cells=cells, runs=runs,
-                 bundles=tuple(_pack(list(runs), config["engine"]["runs_per_job"])))
+                 bundles=tuple(pack(list(runs), config["engine"]["runs_per_job"])))

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -101,10 +100,3 @@ def train(trainee: Trainee, batches, n_classes: int, device: str = "auto", log_e
         trained_layers=list(engine.model.output_layers) if trainee.phase_one is not None else "all",
         epochs_started=engine.shuffler.epoch + 1, train_seconds=engine.seconds + seconds,
         engine={"name": ENGINE, "networks_at_once": 1}, device=torch_device)
-
-
-def tensor_batches(images: np.ndarray, labels: np.ndarray, device: str = "auto"):
-    """The in-memory batches of a pool on the device ``device`` resolves to."""
-    from .batches import TensorBatches
-
-    return TensorBatches(images, labels, resolve_device(device))

@@ -7,7 +7,7 @@ from pathlib import Path
 # The package that does the work lives in src/ (the scripts find it through scripts/_src.py).
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from imbalance_study import plan  # noqa: E402
+from imbalance_study import plan, source_facts  # noqa: E402
 from imbalance_study.figures import catalog  # noqa: E402
 from imbalance_study.config import validate  # noqa: E402
 

@@ -5,7 +5,7 @@ rule prepare_dataset:
         h5=plan.DATASET,
     params:
         name=lambda wildcards: wildcards.dataset,
-        settings=lambda wildcards: plan.content_settings(dataset_of(wildcards).settings),
+        settings=lambda wildcards: source_facts.content_settings(dataset_of(wildcards).settings),
     log:
         "logs/prepare_dataset/{dataset}.log",
     conda:

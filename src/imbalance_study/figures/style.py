@@ -27,17 +27,12 @@ MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
 PDF_METADATA: dict = {}
 
 
-def provenance_metadata(provenance: dict) -> dict:
-    """PDF metadata naming what made a figure, from an already computed provenance: ``software``
-    ({package: version}) and, when given, ``config_sha256`` (the config's hash) and ``settings`` (the
-    figure's resolved settings, written as JSON)."""
-    made_by = []
-    if "config_sha256" in provenance:
-        made_by.append(f"config sha256 {provenance['config_sha256']}")
-    if "settings" in provenance:
-        made_by.append(f"settings {json.dumps(provenance['settings'], sort_keys=True, default=str)}")
-    made_by.append(", ".join(f"{package} {number}" for package, number in provenance["software"].items()))
-    return {"Subject": "; ".join(made_by), "Creator": "imbalance-study"}
+def provenance_metadata(settings: dict, software: dict) -> dict:
+    """PDF metadata naming what made a figure: its resolved settings (as JSON) and the software
+    versions ({package: version})."""
+    versions = ", ".join(f"{package} {number}" for package, number in software.items())
+    return {"Subject": f"settings {json.dumps(settings, sort_keys=True, default=str)}; {versions}",
+            "Creator": "imbalance-study"}
 
 
 def _metric_label(metric: str) -> str:

@@ -86,11 +86,11 @@ def load_scores(paths) -> pd.DataFrame:
     return normalize_scores(pd.concat(tables, ignore_index=True))
 
 
-def only_runs(table: pd.DataFrame, runs) -> pd.DataFrame:
-    """The rows of the given runs, each (dataset, profile, seed, run name: the table's ``variant``), or a
-    run object with that ``key``: a bundle's score file also holds runs that a figure does not draw."""
-    keys = [tuple(run.key) if hasattr(run, "key") else tuple(run) for run in runs]
-    wanted = pd.DataFrame(keys, columns=["dataset", "profile", "seed", "variant"]).drop_duplicates()
+def only_runs(table: pd.DataFrame, run_keys) -> pd.DataFrame:
+    """The rows of the given runs, each by its key (dataset, profile, seed, run name: the table's
+    ``variant``, as ``plan.Run.key``): a bundle's score file also holds runs that a figure does not draw."""
+    wanted = pd.DataFrame([tuple(key) for key in run_keys], columns=["dataset", "profile", "seed", "variant"])
+    wanted = wanted.drop_duplicates()
     wanted = wanted.astype({"seed": table["seed"].dtype})
     return table.merge(wanted, on=list(wanted.columns), how="inner")
 
