@@ -62,7 +62,7 @@ def lenet_protocol(iterations: int, checkpoints=None) -> Protocol:
     return Protocol.from_config({
         "iterations": iterations, "batch_size": BATCH, "lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4,
         "lr_policy": {"name": "inv", "gamma": 1e-4, "power": 0.75}, "momentum_form": "caffe",
-        "checkpoints": checkpoints or [iterations], "resume_every": 10 * iterations})
+        "checkpoints": checkpoints or [iterations], "resume_every": 10 * iterations, "precision": "fp32"})
 
 
 def mnist(root: Path, train: bool = True):

@@ -11,13 +11,14 @@ import _src  # noqa: F401  (puts src/ on sys.path)
 import json
 
 from imbalance_study import figures, logs, selection
-from imbalance_study.rundir import software_versions
+from imbalance_study.provenance import PLOTTING, software_versions
 
 log = logs.to_file(snakemake.log[0])
 params = snakemake.params
 plot = figures.FIGURES[params.figure]
 # What made the figure, in its PDF's metadata: its settings and the software.
-figures.PDF_METADATA.update(figures.provenance_metadata({params.figure: params.settings}, software_versions()))
+figures.PDF_METADATA.update(figures.provenance_metadata({params.figure: params.settings},
+                                                       software_versions(PLOTTING)))
 # Per-run score files are written before any learning-rate search is decided.
 table = selection.mark_selected(figures.load_scores(snakemake.input.scores))
 table = figures.only_runs(table, params.runs)  # a bundle's score file may hold runs the figure leaves out

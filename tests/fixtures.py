@@ -10,7 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
+from imbalance_study.config import schema_errors
 from imbalance_study.datasets import CIFAR10_DECLARED_CHECKSUMS, CIFAR10_FOLDER
+from imbalance_study.source_facts import content_settings
 
 CIFAR10_LABEL_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
@@ -143,3 +145,14 @@ def write_csv_fixture(path: str | Path, per_class: dict, n_features: int = 4, se
     path = Path(path)
     table.to_csv(path, index=False)
     return path
+
+
+def dataset_settings(spec: dict) -> dict:
+    """A dataset's settings as the workflow hands them to ``datasets.prepare``: the schema's defaults
+    filled in, then only the keys its content depends on (``source_facts.content_settings``)."""
+    config = {"datasets": {"data": {"model": "mlp", "protocol": "any", **spec}},
+              "protocols": {"any": {"iterations": 1, "batch_size": 1, "lr": 0.1}}, "methods": {"any": {}},
+              "study": {"datasets": ["data"], "seeds": [0], "methods": ["any"], "profiles": {"linear": {"rho": [1]}}}}
+    problems = schema_errors(config)
+    assert not problems, problems
+    return content_settings(config["datasets"]["data"])

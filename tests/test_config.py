@@ -103,6 +103,14 @@ MALFORMED = [
      "figures.fig8.profile: 'step-mu0.5-rho7' is not a profile of this study"),
     ("figures.dynamics", {"datasets": ["mnist"]}, "figures.dynamics.datasets[0]: 'mnist' is not among study.datasets"),
     ("scoring.splits", ["test"], "figures.fig8: draws the train split, which scoring.splits leaves out"),
+    # What a learning-rate policy needs, and a method's overrides, checked with the schema.
+    ("protocols.digits.lr_policy", {"name": "inv"}, "protocols.digits.lr_policy: 'gamma' is a required property"),
+    ("protocols.digits.lr_policy", {"name": "multistep"},
+     "protocols.digits.lr_policy: 'steps' is a required property"),
+    ("methods.over.train", {"weight_decy": 0.1},
+     "methods.over.train: Additional properties are not allowed ('weight_decy' was unexpected)"),
+    ("methods.over.train", {"lr_policy": {"name": "inv", "gamma": 0.1}},
+     "methods.over.train.lr_policy: 'power' is a required property"),
     ("study.profiles.step.rho", [float("inf")], "study.profiles.step.rho[0]: inf is not a finite number"),
 ]
 
@@ -149,4 +157,31 @@ def test_a_search_must_score_the_split_it_selects_on():
     config["scoring"] = {"splits": ["train"]}
     with pytest.raises(study_config.ConfigError, match="scoring.splits: the learning-rate search of method 'baseline' "
                                                         "selects on the test split, which is not scored"):
+        study_config.validate(config, SCHEMA)
+
+
+def test_every_problem_is_listed_even_with_a_broken_reference():
+    config = broken("datasets.digits.protocol", "cifar")
+    config["figures"]["fig8"]["profile"] = "step-mu0.5-rho7"
+    with pytest.raises(study_config.ConfigError) as error:
+        study_config.validate(config, SCHEMA)
+    assert "datasets.digits.protocol: 'cifar' is not among protocols" in str(error.value)
+    assert "figures.fig8.profile: 'step-mu0.5-rho7' is not a profile of this study" in str(error.value)
+
+
+def test_policy_defaults_come_from_the_schema():
+    config = broken("protocols.digits.lr_policy", {"name": "poly"})
+    config["methods"]["over"]["train"] = {"lr_policy": {"name": "multistep", "steps": [100]}}
+    study_config.validate(config, SCHEMA)
+    assert config["protocols"]["digits"]["lr_policy"] == {"name": "poly", "power": 1.0}
+    assert config["methods"]["over"]["train"]["lr_policy"] == {"name": "multistep", "steps": [100], "gamma": 0.1}
+    assert "momentum" not in config["methods"]["over"]["train"]  # overrides get no defaults of their own
+
+
+def test_an_image_folder_crop_must_fit_its_resize(tmp_path):
+    config = broken("datasets.digits", {"source": "image_folder", "train_root": str(tmp_path), "n_classes": 10,
+                                        "train_per_class": 5, "test_per_class": 2, "model": "resnet10",
+                                        "protocol": "digits", "image_size": {"resize": 200}})
+    with pytest.raises(study_config.ConfigError, match="datasets.digits.image_size: crop 224 is larger than the "
+                                                       "resized shorter side 200"):
         study_config.validate(config, SCHEMA)

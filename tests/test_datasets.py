@@ -8,6 +8,7 @@ import pytest
 from imbalance_study import datasets
 
 from . import fixtures
+from .fixtures import dataset_settings
 
 SPEC = {"source": "sklearn_digits", "train_per_class": 100, "test_per_class": 40, "seed": 0}
 
@@ -15,7 +16,7 @@ SPEC = {"source": "sklearn_digits", "train_per_class": 100, "test_per_class": 40
 @pytest.fixture(scope="module")
 def digits_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("data") / "digits.h5"
-    datasets.prepare("digits", SPEC, path)
+    datasets.prepare("digits", dataset_settings(SPEC), path)
     return path
 
 
@@ -42,13 +43,13 @@ def test_train_and_test_are_disjoint(digits_file):
 
 
 def test_preparing_twice_gives_the_same_content(digits_file, tmp_path):
-    again = datasets.prepare("digits", SPEC, tmp_path / "again.h5")
+    again = datasets.prepare("digits", dataset_settings(SPEC), tmp_path / "again.h5")
     assert datasets.content_digest(again) == datasets.load(digits_file).digest
 
 
 def test_a_cap_larger_than_the_data_is_refused(tmp_path):
     with pytest.raises(datasets.DatasetError, match="fewer than the 170"):
-        datasets.prepare("digits", {**SPEC, "train_per_class": 170}, tmp_path / "x.h5")
+        datasets.prepare("digits", dataset_settings({**SPEC, "train_per_class": 170}), tmp_path / "x.h5")
 
 
 def test_corrupt_and_truncated_files_name_the_file(digits_file, tmp_path):
@@ -71,20 +72,18 @@ def test_draws_without_validation_are_those_of_format_1(digits_file):
     assert datasets.load(digits_file).digest == "9288aea5a208c56c3fc7043228f8a7d85df8852806ca5ffff592d1950447009e"
 
 
-def test_a_file_without_kind_or_validation_loads_as_images(digits_file, tmp_path):
+def test_a_file_without_its_kind_is_refused_naming_it(digits_file, tmp_path):
     old = tmp_path / "old.h5"
     old.write_bytes(digits_file.read_bytes())
     with h5py.File(old, "r+") as handle:
-        for key in ("kind", "validation_per_class", "preprocessing"):
-            del handle.attrs[key]
-    dataset = datasets.load(old)
-    assert dataset.kind == "images" and dataset.validation_images is None and not dataset.has_validation
-    assert dataset.splits() == ("train", "test")
+        del handle.attrs["kind"]
+    with pytest.raises(datasets.DatasetError, match=r"old\.h5: cannot read the HDF5 file.*kind"):
+        datasets.load(old)
 
 
 def test_validation_is_balanced_held_out_first_and_checksummed(tmp_path):
     path = tmp_path / "digits_val.h5"
-    dataset = datasets.prepare("digits", {**SPEC, "validation_per_class": 20}, path)
+    dataset = datasets.prepare("digits", dataset_settings({**SPEC, "validation_per_class": 20}), path)
     loaded = datasets.load(path)
     assert np.bincount(loaded.validation_labels).tolist() == [20] * 10
     assert np.bincount(loaded.train_labels).tolist() == [100] * 10
@@ -99,7 +98,7 @@ def test_validation_is_balanced_held_out_first_and_checksummed(tmp_path):
 def test_validation_counts_against_the_smallest_class(tmp_path):
     # 178 zeros in the digits: 40 for validation and 40 for the test set leave 98 for a pool of 100.
     with pytest.raises(datasets.DatasetError, match="training pool: class 0 has 98 examples, fewer than the 100"):
-        datasets.prepare("digits", {**SPEC, "validation_per_class": 40}, tmp_path / "x.h5")
+        datasets.prepare("digits", dataset_settings({**SPEC, "validation_per_class": 40}), tmp_path / "x.h5")
 
 
 # ------------------------------------------------------------------------------------ CIFAR-10
@@ -114,7 +113,7 @@ def cifar(tmp_path_factory):
     folder = tmp_path_factory.mktemp("cifar")
     raw = fixtures.write_cifar10_fixture(folder / "torchvision", per_class_train=40, per_class_test=12, seed=0)
     spec = {**CIFAR_SPEC, "root": str(folder / "torchvision")}
-    datasets.prepare("cifar10", spec, folder / "cifar10.h5")
+    datasets.prepare("cifar10", dataset_settings(spec), folder / "cifar10.h5")
     return {"path": folder / "cifar10.h5", "raw": raw, "spec": spec, "root": folder / "torchvision"}
 
 
@@ -201,7 +200,7 @@ def test_apply_preprocessing_reproduces_the_stored_test_images(cifar):
 def test_cifar_without_preprocessing_keeps_raw_pixels_and_copies_from_a_source(cifar, tmp_path):
     spec = {**cifar["spec"], "root": str(tmp_path / "copy"), "copy_from": str(cifar["root"]), "preprocessing": "none",
             "validation_per_class": 0}
-    dataset = datasets.prepare("cifar10", spec, tmp_path / "raw.h5")
+    dataset = datasets.prepare("cifar10", dataset_settings(spec), tmp_path / "raw.h5")
     assert dataset.train_images.dtype == np.uint8 and dataset.preprocessing == {}
     assert np.array_equal(dataset.test_images, cifar["raw"]["test"][0])
     assert datasets.apply_preprocessing(dataset.test_images, tmp_path / "raw.h5") is dataset.test_images
@@ -209,14 +208,14 @@ def test_cifar_without_preprocessing_keeps_raw_pixels_and_copies_from_a_source(c
 
 def test_cifar_missing_or_corrupt_batches_are_named(cifar, tmp_path):
     with pytest.raises(datasets.DatasetError, match="no intact CIFAR-10 python batches.*copy_from"):
-        datasets.prepare("cifar10", {**cifar["spec"], "root": str(tmp_path / "empty")}, tmp_path / "x.h5")
+        datasets.prepare("cifar10", dataset_settings({**cifar["spec"], "root": str(tmp_path / "empty")}), tmp_path / "x.h5")
     corrupt = tmp_path / "corrupt"
     fixtures.write_cifar10_fixture(corrupt, per_class_train=2, per_class_test=1)
     batch = corrupt / "cifar-10-batches-py" / "test_batch"
     batch.write_bytes(batch.read_bytes()[:-10] + bytes(10))
     with pytest.raises(datasets.DatasetError, match="do not match the md5s"):
-        datasets.prepare("cifar10", {**cifar["spec"], "root": str(corrupt), "preprocessing": "none",
-                                     "train_per_class": 1, "validation_per_class": 0, "test_per_class": 1},
+        datasets.prepare("cifar10", dataset_settings({**cifar["spec"], "root": str(corrupt), "preprocessing": "none",
+                                     "train_per_class": 1, "validation_per_class": 0, "test_per_class": 1}),
                          tmp_path / "x.h5")
 
 
@@ -228,7 +227,7 @@ def test_breast_cancer_is_standardised_on_the_training_pool(tmp_path):
     path = tmp_path / "bc.h5"
     spec = {"source": "sklearn_breast_cancer", "train_per_class": 150, "validation_per_class": 12,
             "test_per_class": 50, "seed": 2}
-    datasets.prepare("bc", spec, path)
+    datasets.prepare("bc", dataset_settings(spec), path)
     dataset = datasets.load(path)
     assert dataset.kind == "tabular" and dataset.class_names == ["malignant", "benign"]
     assert dataset.image_shape == (30,) and dataset.train_images.dtype == np.float32
@@ -243,41 +242,41 @@ def test_breast_cancer_is_standardised_on_the_training_pool(tmp_path):
     assert np.allclose(raw_test, original[nearest], rtol=1e-5, atol=1e-3)
     assert np.allclose(datasets.apply_preprocessing(original[nearest], path), dataset.test_images, atol=1e-5)
     with pytest.raises(datasets.DatasetError, match=r"class 0 \('malignant'\) has 12 examples, fewer than the 150"):
-        datasets.prepare("bc", {**spec, "validation_per_class": 0, "test_per_class": 200}, tmp_path / "x.h5")
+        datasets.prepare("bc", dataset_settings({**spec, "validation_per_class": 0, "test_per_class": 200}), tmp_path / "x.h5")
 
 
 def test_csv_labels_are_numbered_in_sorted_order(tmp_path):
     csv = fixtures.write_csv_fixture(tmp_path / "table.csv", {"setosa": 30, "versicolor": 40, "arctic": 25})
-    dataset = datasets.prepare("table", {"source": "csv", "path": str(csv), "train_per_class": 15,
-                                         "validation_per_class": 3, "test_per_class": 5}, tmp_path / "table.h5")
+    dataset = datasets.prepare("table", dataset_settings({"source": "csv", "path": str(csv), "train_per_class": 15,
+                                         "validation_per_class": 3, "test_per_class": 5}), tmp_path / "table.h5")
     assert dataset.class_names == ["arctic", "setosa", "versicolor"] and dataset.image_shape == (4,)
     assert np.bincount(dataset.train_labels).tolist() == [15, 15, 15]
     with h5py.File(tmp_path / "table.h5") as handle:
         assert json.loads(handle.attrs["feature_names"]) == ["f0", "f1", "f2", "f3"]
         assert handle.attrs["split"] == "pooled"
     numbers = fixtures.write_csv_fixture(tmp_path / "numbers.csv", {10: 12, 2: 12}, label_column="y")
-    dataset = datasets.prepare("numbers", {"source": "csv", "path": str(numbers), "label_column": "y",
-                                           "train_per_class": 8, "test_per_class": 4}, tmp_path / "numbers.h5")
+    dataset = datasets.prepare("numbers", dataset_settings({"source": "csv", "path": str(numbers), "label_column": "y",
+                                           "train_per_class": 8, "test_per_class": 4}), tmp_path / "numbers.h5")
     assert dataset.class_names == ["2", "10"]  # numerically sorted, not as text
 
 
 def test_csv_problems_name_the_file_and_column(tmp_path):
     spec = {"source": "csv", "train_per_class": 5, "test_per_class": 2}
     with pytest.raises(datasets.DatasetError, match="datasets.t.path: no CSV file .*absent.csv"):
-        datasets.prepare("t", {**spec, "path": str(tmp_path / "absent.csv")}, tmp_path / "x.h5")
+        datasets.prepare("t", dataset_settings({**spec, "path": str(tmp_path / "absent.csv")}), tmp_path / "x.h5")
     good = fixtures.write_csv_fixture(tmp_path / "good.csv", {"a": 10, "b": 6})
     with pytest.raises(datasets.DatasetError, match="good.csv: no label column 'class'"):
-        datasets.prepare("t", {**spec, "path": str(good), "label_column": "class"}, tmp_path / "x.h5")
+        datasets.prepare("t", dataset_settings({**spec, "path": str(good), "label_column": "class"}), tmp_path / "x.h5")
     with pytest.raises(datasets.DatasetError, match=r"good.csv training pool: class 1 \('b'\) has 4 examples"):
-        datasets.prepare("t", {**spec, "path": str(good)}, tmp_path / "x.h5")
+        datasets.prepare("t", dataset_settings({**spec, "path": str(good)}), tmp_path / "x.h5")
     text = tmp_path / "text.csv"
     text.write_text("f0,colour,label\n1.0,red,a\n2.0,blue,b\n")
     with pytest.raises(datasets.DatasetError, match=r"text.csv: feature columns must be numeric.*\['colour'\]"):
-        datasets.prepare("t", {**spec, "path": str(text)}, tmp_path / "x.h5")
+        datasets.prepare("t", dataset_settings({**spec, "path": str(text)}), tmp_path / "x.h5")
     gaps = tmp_path / "gaps.csv"
     gaps.write_text("f0,f1,label\n1.0,2.0,a\n2.0,,b\n")
     with pytest.raises(datasets.DatasetError, match=r"gaps.csv: missing values \(NaN\) in columns \['f1'\]"):
-        datasets.prepare("t", {**spec, "path": str(gaps)}, tmp_path / "x.h5")
+        datasets.prepare("t", dataset_settings({**spec, "path": str(gaps)}), tmp_path / "x.h5")
 
 
 # -------------------------------------------------------------------------------- image folders
@@ -292,7 +291,7 @@ def image_folders(tmp_path_factory):
     train_root = fixtures.write_image_folder_fixture(folder / "train", 3, [7, 3, 8], size=(48, 40))
     test_root = fixtures.write_image_folder_fixture(folder / "val", 3, 2, size=(40, 48), seed=1)
     spec = {**FOLDER_SPEC, "train_root": str(train_root), "test_root": str(test_root), "validation_per_class": 1}
-    datasets.prepare("folders", spec, folder / "folders.h5")
+    datasets.prepare("folders", dataset_settings(spec), folder / "folders.h5")
     return {"path": folder / "folders.h5", "spec": spec, "folder": folder}
 
 
@@ -323,27 +322,28 @@ def test_image_folder_paths_are_checksummed(image_folders, tmp_path):
 
 
 def test_image_folder_without_test_root_draws_disjoint_splits(image_folders, tmp_path):
-    spec = {**image_folders["spec"], "test_root": None, "train_per_class": 10, "test_per_class": 1}
-    dataset = datasets.prepare("folders", spec, tmp_path / "pooled.h5")
+    spec = {**image_folders["spec"], "train_per_class": 10, "test_per_class": 1}
+    del spec["test_root"]
+    dataset = datasets.prepare("folders", dataset_settings(spec), tmp_path / "pooled.h5")
     # 7, 3 and 8 images, less one for validation and one for the test set each, all under the cap
     assert np.bincount(dataset.train_labels).tolist() == [5, 1, 6]
     parts = [set(dataset.train_paths), set(dataset.validation_paths), set(dataset.test_paths)]
     assert sum(map(len, parts)) == len(set.union(*parts)) == 18
     with pytest.raises(datasets.DatasetError, match=r"training pool: class 1 \('class_01'\) has 0 examples"):
-        datasets.prepare("folders", {**spec, "test_per_class": 2}, tmp_path / "x.h5")
+        datasets.prepare("folders", dataset_settings({**spec, "test_per_class": 2}), tmp_path / "x.h5")
 
 
 def test_image_folder_problems_are_named(image_folders, tmp_path):
     spec = image_folders["spec"]
     with pytest.raises(datasets.DatasetError, match="datasets.f.train_root: no folder"):
-        datasets.prepare("f", {**spec, "train_root": str(tmp_path / "absent")}, tmp_path / "x.h5")
+        datasets.prepare("f", dataset_settings({**spec, "train_root": str(tmp_path / "absent")}), tmp_path / "x.h5")
     with pytest.raises(datasets.DatasetError, match="datasets.f.n_classes: 1000, but .* has 3 class folders"):
-        datasets.prepare("f", {**spec, "n_classes": 1000}, tmp_path / "x.h5")
+        datasets.prepare("f", dataset_settings({**spec, "n_classes": 1000}), tmp_path / "x.h5")
     other = fixtures.write_image_folder_fixture(tmp_path / "other", 4, 2, size=16)
     with pytest.raises(datasets.DatasetError, match=r"test_root: .* \['class_03'\]"):
-        datasets.prepare("f", {**spec, "test_root": str(other)}, tmp_path / "x.h5")
+        datasets.prepare("f", dataset_settings({**spec, "test_root": str(other)}), tmp_path / "x.h5")
     with pytest.raises(datasets.DatasetError, match="validation set: class 1 .* has 3 examples, fewer than the 4"):
-        datasets.prepare("f", {**spec, "validation_per_class": 4}, tmp_path / "x.h5")
+        datasets.prepare("f", dataset_settings({**spec, "validation_per_class": 4}), tmp_path / "x.h5")
 
 
 def test_image_folder_subset_crops_flips_and_normalises(image_folders):

@@ -36,3 +36,32 @@ def test_every_rule_environment_exists():
     rules = "".join(path.read_text() for path in (REPO / "workflow" / "rules").glob("*.smk"))
     for name in set(re.findall(r'"\.\./\.\./envs/([\w.]+)"', rules)):
         assert (REPO / "envs" / name).is_file(), name
+
+
+def test_the_scripts_of_the_analysis_environment_run_without_pytorch():
+    """envs/analysis.yaml has no PyTorch: what its rules' scripts import (every figure's plotting
+    module too) must import with torch unavailable."""
+    import subprocess
+    import sys
+
+    rules = "".join(path.read_text() for path in (REPO / "workflow" / "rules").glob("*.smk"))
+    scripts = set(re.findall(r'envs/analysis\.yaml"\s+script:\s+"\.\./\.\./scripts/(\w+\.py)"', rules))
+    assert {"aggregate_scores.py", "plot_figure.py", "make_indices.py", "record_provenance.py"} <= scripts
+    imports = set()
+    for script in scripts:
+        imports |= set(re.findall(r"^(from imbalance_study[\w.]* import [\w, ]+)$", (REPO / "scripts" / script).read_text(),
+                                  flags=re.MULTILINE))
+    probe = "\n".join([
+        "import importlib, importlib.abc, sys",
+        "class NoTorch(importlib.abc.MetaPathFinder):",
+        "    def find_spec(self, name, path=None, target=None):",
+        "        if name.split('.')[0] in ('torch', 'torchvision'):",
+        "            raise ImportError(f'{name}: not in envs/analysis.yaml')",
+        "sys.meta_path.insert(0, NoTorch())",
+        *sorted(imports),
+        "from imbalance_study import figures",
+        "for name in figures.FIGURES: figures.FIGURES[name]",
+        "print('ok')"])
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            env={"PYTHONPATH": str(REPO / "src")})
+    assert result.stdout.strip() == "ok", result.stderr

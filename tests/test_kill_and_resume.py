@@ -28,7 +28,8 @@ TRAIN = textwrap.dedent("""
     labels = np.repeat(np.arange(3), 30)
     images = rng.integers(0, 255, size=(90, 8, 8), dtype=np.uint8)
     protocol = Protocol.from_config({
-        "iterations": 1500, "batch_size": 16, "lr": 0.02, "weight_decay": 5e-4,
+        "iterations": 1500, "batch_size": 16, "lr": 0.02, "momentum": 0.9, "weight_decay": 5e-4,
+        "momentum_form": "caffe", "precision": "fp32",
         "lr_policy": {"name": "inv", "gamma": 1e-3, "power": 0.75}, "checkpoints": [750, 1500],
         "resume_every": 25})
     method = plan.Method(name="over", variant="over", sampler="none", ratio=1.0, index=IMBALANCED,

@@ -13,6 +13,8 @@ from imbalance_study.loop import Trainee
 from imbalance_study.protocol import Protocol
 from imbalance_study.sampling import IMBALANCED
 
+from .fixtures import dataset_settings
+
 pytestmark = pytest.mark.mnist
 
 
@@ -21,7 +23,7 @@ def mnist_file(tmp_path_factory, mnist_files):
     folder = tmp_path_factory.mktemp("mnist")
     spec = {"source": "torchvision_mnist", "root": str(folder / "torchvision"), "copy_from": str(mnist_files),
             "train_per_class": 5000, "test_per_class": 800, "seed": 0}
-    datasets.prepare("mnist", spec, folder / "mnist.h5")
+    datasets.prepare("mnist", dataset_settings(spec), folder / "mnist.h5")
     return folder / "mnist.h5"
 
 
@@ -41,7 +43,8 @@ def test_lenet5_with_the_papers_protocol_learns_mnist(mnist_file, tmp_path):
     indices = imbalance.imbalanced_indices(dataset.train_labels, profile, 5000, seed=1)
     protocol = Protocol.from_config({
         "iterations": 300, "batch_size": 64, "lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4,
-        "lr_policy": {"name": "inv", "gamma": 1e-4, "power": 0.75}, "checkpoints": [300]})
+        "lr_policy": {"name": "inv", "gamma": 1e-4, "power": 0.75}, "checkpoints": [300], "momentum_form": "caffe",
+        "resume_every": 300, "precision": "fp32"})
     method = plan.Method(name="baseline", variant="baseline", sampler="none", ratio=1.0, index=IMBALANCED,
                          protocol=protocol, base_lr=0.01)
     torch.set_num_threads(2)

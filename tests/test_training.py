@@ -20,8 +20,9 @@ def tiny_data(n_per_class=20, k=3, seed=0):
 
 
 def protocol(**overrides):
-    settings = dict(iterations=60, batch_size=8, lr=0.05, momentum=0.9, weight_decay=5e-4,
-                    lr_policy={"name": "inv", "gamma": 1e-3, "power": 0.75}, checkpoints=[20, 60], resume_every=10)
+    settings = dict(iterations=60, batch_size=8, lr=0.05, momentum=0.9, weight_decay=5e-4, momentum_form="caffe",
+                    lr_policy={"name": "inv", "gamma": 1e-3, "power": 0.75}, checkpoints=[20, 60], resume_every=10,
+                    precision="fp32")
     settings.update(overrides)
     return Protocol.from_config(settings)
 
@@ -187,7 +188,8 @@ def test_same_settings_give_identical_scores(tmp_path):
     for name in ("first", "second"):
         manifest = train(spec(), images, labels, np.arange(len(labels)), tmp_path / name)
         results.append(scoring.score_run(manifest, dataset, np.arange(len(labels)), {"run": 1},
-                                          training=np.arange(len(labels))))
+                                          np.arange(len(labels)), splits=["test", "train"], device="cpu",
+                                          silhouette_per_class=5, train_sample_per_class=0))
     assert results[0] == results[1]
 
 
@@ -218,9 +220,11 @@ def test_poly_policy_decays_linearly_to_zero():
 def test_bf16_precision_learns_and_is_part_of_the_fingerprint(tmp_path):
     images, labels = tiny_data()
     fp32, bf16 = spec(), spec(precision="bf16")
-    # fp32 runs keep the fingerprint they had before precision was a setting.
-    assert "precision" not in fp32.fingerprint_settings()["protocol"]
+    assert fp32.fingerprint_settings()["protocol"]["precision"] == "fp32"
     assert bf16.fingerprint_settings()["protocol"]["precision"] == "bf16"
+    # How often the resumable state is saved changes no result, so it is not part of the run's identity.
+    assert "resume_every" not in fp32.fingerprint_settings()["protocol"]
+    assert spec(resume_every=7).fingerprint_settings() == fp32.fingerprint_settings()
     manifests = {}
     for name, run in (("fp32", fp32), ("bf16", bf16)):
         manifests[name] = train(run, images, labels, np.arange(len(labels)), tmp_path / name)

@@ -65,7 +65,7 @@ def test_the_study_produces_scores_and_figures(finished_study):
         pdf = (finished_study / "figures" / f"{figure}.pdf").read_bytes()
         # Each figure names its settings and the software that drew it in its metadata.
         assert pdf.startswith(b"%PDF") and f'settings {{"{figure}": '.encode() in pdf
-        assert f"torch {provenance['software']['torch']}".encode() in pdf
+        assert f"matplotlib {provenance['software']['matplotlib']}".encode() in pdf
     table = pd.read_csv(finished_study / "results" / "scores.csv")
     assert set(table["method"]) == {"baseline", "over", "under", "twophase_over"}
     assert set(table["profile"]) == {"step-mu0.5-rho2", "step-mu0.5-rho10", "linear-rho10"}

@@ -75,12 +75,11 @@ def run_bundle(members: list[dict], dataset_path: str, scores_path: str, runs_pa
     engine = choose_engine(stack, torch_device, probe_model, in_memory)
     log.info("%s/%s: %d runs, engine %s on %s", first.dataset, first.profile.name, len(trainees), engine, torch_device)
     started = time.perf_counter()
+    # The pool goes to the device once for all the job's runs; image folders are decoded per batch.
+    pool = batches.TensorBatches(dataset.train_images, dataset.train_labels, torch_device) if in_memory else None
     if engine == stacked.ENGINE:
-        pool = batches.TensorBatches(dataset.train_images, dataset.train_labels, torch_device)
         manifests = stacked.train_stacked(trainees, pool, dataset.n_classes, device)
     else:
-        # The pool goes to the device once for all the job's runs; image folders are decoded per batch.
-        pool = batches.TensorBatches(dataset.train_images, dataset.train_labels, torch_device) if in_memory else None
         manifests = [training.train(trainee, pool or batches.ImageFolderBatches(
                          dataset, trainee.run.init_seed(), torch_device, threads=max(1, threads)),
                          dataset.n_classes, device) for trainee in trainees]

@@ -1,4 +1,4 @@
-"""Checking a study config before any job runs, and recording what made an output.
+"""Checking a study config before any job runs.
 
 The JSON schema (``workflow/schemas/config.schema.yaml``) checks types, ranges and enums and holds
 every default, which ``validate`` writes into the config; the cross-field checks here name the key at
@@ -80,6 +80,9 @@ def _dataset_errors(name: str, spec: dict) -> list[str]:
     source = spec["source"]
     problems = [f"datasets.{name}.{key}: required for source {source}"
                 for key in REQUIRED_KEYS.get(source, ()) if key not in spec]
+    if source == "image_folder" and spec["image_size"]["crop"] > spec["image_size"]["resize"]:
+        problems.append(f"datasets.{name}.image_size: crop {spec['image_size']['crop']} is larger than the "
+                        f"resized shorter side {spec['image_size']['resize']}")
     facts = SOURCE_FACTS.get(source)
     if facts is None:  # csv and image folders: checked against the files when the dataset is prepared
         return problems
@@ -103,31 +106,28 @@ def _dataset_errors(name: str, spec: dict) -> list[str]:
 
 def cross_field_errors(config: dict) -> list[str]:
     """What the schema cannot check: references between sections, and what the data can hold."""
-    problems = []
     datasets, protocols, methods, study = config["datasets"], config["protocols"], config["methods"], config["study"]
+    references = [f"datasets.{name}.protocol: '{spec['protocol']}' is not among protocols {sorted(protocols)}"
+                  for name, spec in datasets.items() if spec["protocol"] not in protocols]
+    references += [f"study.datasets[{position}]: '{dataset}' is not among datasets {sorted(datasets)}"
+                   for position, dataset in enumerate(study["datasets"]) if dataset not in datasets]
+    references += [f"study.methods[{position}]: '{method}' is not among methods {sorted(methods)}"
+                   for position, method in enumerate(study["methods"]) if method not in methods]
+    problems = [f"datasets.{name}.model: '{spec['model']}' is not one of {sorted(MODELS)}"
+                for name, spec in datasets.items() if spec["model"] not in MODELS]
     for name, spec in datasets.items():
-        if spec["protocol"] not in protocols:
-            problems.append(f"datasets.{name}.protocol: '{spec['protocol']}' is not among protocols {sorted(protocols)}")
-        if spec["model"] not in MODELS:
-            problems.append(f"datasets.{name}.model: '{spec['model']}' is not one of {sorted(MODELS)}")
         problems.extend(_dataset_errors(name, spec))
     for name, settings in protocols.items():
         problems.extend(f"protocols.{name}: {error}" for error in _protocol_errors(settings))
-    for position, dataset in enumerate(study["datasets"]):
-        if dataset not in datasets:
-            problems.append(f"study.datasets[{position}]: '{dataset}' is not among datasets {sorted(datasets)}")
-    for position, method in enumerate(study["methods"]):
-        if method not in methods:
-            problems.append(f"study.methods[{position}]: '{method}' is not among methods {sorted(methods)}")
-    if problems:  # the checks below follow these references
-        return problems
+    problems.extend(_figure_errors(config))
+    if references:  # the checks below follow these references
+        return references + problems
     for name in methods:
         for dataset in study["datasets"]:
             problems.extend(f"methods.{name}.train: {error}"
                             for error in _protocol_errors(plan.method_protocol_settings(config, dataset, name)))
     problems.extend(_profile_errors(config))
     problems.extend(_method_errors(config))
-    problems.extend(_figure_errors(config))
     return problems
 
 
@@ -142,11 +142,7 @@ def _protocol_errors(settings: dict) -> list[str]:
 def _profile_errors(config: dict) -> list[str]:
     """Each mu must make a whole number of minority classes; every number must be finite."""
     problems = []
-    grids: dict[str, int] = {}
-    for kind, grid in plan.profile_grids(config):
-        setting = config["study"]["profiles"][kind]
-        where = f"study.profiles.{kind}" + ("" if isinstance(setting, dict) else f"[{grids.get(kind, 0)}]")
-        grids[kind] = grids.get(kind, 0) + 1
+    for where, kind, grid in plan.profile_grids(config):
         for key in ("mu", "rho"):
             problems.extend(f"{where}.{key}[{position}]: {value} is not a finite number"
                             for position, value in enumerate(grid.get(key) or []) if not math.isfinite(value))
@@ -184,17 +180,17 @@ def _method_errors(config: dict) -> list[str]:
             problems.append(f"methods.{name}.sampler: a two-phase method fine-tunes on the imbalanced set; "
                             f"set the sampler on '{source}' instead")
         for dataset in (study["datasets"] if name in study["methods"] else []):
-            trained = plan.searched_lrs(config, dataset, source)
-            needed = plan.searched_lrs(config, dataset, name)
-            missing = [plan.variant_name(source, lr) for lr in needed or [None] if lr not in (trained or [None])]
+            trained, needed = (plan.searched(config, dataset, method) for method in (source, name))
+            trained = [plan.variant_name(source, lr) for lr in (trained["values"] if trained else [None])]
+            missing = [plan.variant_name(source, lr) for lr in (needed["values"] if needed else [None])
+                       if plan.variant_name(source, lr) not in trained]
             if missing:
                 problems.append(f"methods.{name}.two_phase.from: '{name}' starts from runs {missing} on dataset "
-                                f"'{dataset}', which '{source}' does not train "
-                                f"({[plan.variant_name(source, lr) for lr in trained or [None]]}); give both "
+                                f"'{dataset}', which '{source}' does not train ({trained}); give both "
                                 f"methods the same lr_search")
     for dataset in study["datasets"]:
         for method in study["methods"]:
-            search = plan.method_protocol_settings(config, dataset, method).get("lr_search")
+            search = plan.searched(config, dataset, method)
             if search and search["select_on"] == "validation" and not config["datasets"][dataset]["validation_per_class"]:
                 problems.append(f"datasets.{dataset}.validation_per_class: the learning-rate search of method "
                                 f"'{method}' selects on a validation split; set validation_per_class > 0 "
@@ -223,21 +219,3 @@ def _figure_errors(config: dict) -> list[str]:
             problems.append(f"figures.{figure}.profile: '{settings['profile']}' is not a profile of this study "
                             f"({', '.join(sorted(profiles))})")
     return problems
-
-
-def provenance(config: dict) -> dict:
-    """What made an output: the config's sha256 and the installed versions (read from package
-    metadata, so nothing heavy is imported)."""
-    import hashlib
-    import json
-    import platform
-    from importlib.metadata import PackageNotFoundError, version
-
-    software = {"python": platform.python_version()}
-    for package in ("imbalance-study", "snakemake", "torch", "numpy", "pandas", "matplotlib", "seaborn"):
-        try:
-            software[package] = version(package)
-        except PackageNotFoundError:
-            software[package] = None
-    digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
-    return {"config_sha256": digest, "software": software}

@@ -71,6 +71,17 @@ class Trainee:
             rundir.load_checkpoint(self.phase_one["checkpoints"][-1], model, self.phase_one["fingerprint"])
         return model
 
+    def resume(self, engine: str, model: torch.nn.Module, shuffler) -> dict | None:
+        """Start the run: clear what a killed job left half-written and load the resume state, when
+        one of these settings and engine exists, into ``model`` and ``shuffler``. Returns the state,
+        whose engine-specific parts the engine restores (None: the run starts afresh)."""
+        state = rundir.start_run(self.run_dir, self.fingerprint, engine)
+        if state is not None:
+            model.load_state_dict(state["model"])
+            shuffler.load_state_dict(state["shuffler"])
+            log.info("resuming %s at iteration %d of %d", self.run_dir, state["iteration"], self.run.protocol.iterations)
+        return state
+
     def write_manifest(self, *, trained_layers, epochs_started: int, train_seconds: float, engine: dict,
                        device: torch.device) -> dict:
         return rundir.write_manifest(self.run_dir, {

@@ -8,7 +8,9 @@ here, from these objects, by the templates below; none is ever parsed back: the 
 wildcard to its object by dictionary lookup (``Study.cell``, ``Study.bundle``).
 
 A job receives what its result depends on as params built here (``Run.to_dict``, ``Bundle.members``),
-so that a change in any of it reruns that job, and nothing it does not depend on.
+so that a change in any of it reruns that job; the only other settings it receives are those it runs
+with that change no result (the device, the engine, how often state is saved), whose change reruns
+the job but trains nothing again (``Run.fingerprint_settings`` leaves them out).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from functools import cached_property
 
 import numpy as np
 
-from .imbalance import Profile, number, ramp, stable_hash, step
+from .imbalance import PROFILE_KINDS, Profile, number, ramp, stable_hash, step
 from .packing import Bundle, pack
 from .protocol import Protocol
 from .sampling import IMBALANCED, IndexFile
@@ -126,8 +128,6 @@ class Run:
         protocol = asdict(self.protocol)
         # How often the state is saved changes no result: a resumed run ends bit-identical.
         del protocol["resume_every"]
-        if protocol["precision"] == "fp32":  # fp32 runs keep the fingerprint they had before the setting
-            del protocol["precision"]
         return {"dataset": self.dataset, "profile": self.profile.name, "seed": self.seed,
                 "method": self.method.variant, "model": self.model, "protocol": protocol,
                 "model_options": self.model_options}
@@ -154,7 +154,7 @@ class Run:
     def from_dict(cls, settings: dict) -> "Run":
         return cls(dataset=settings["dataset"], profile=Profile(**settings["profile"]), seed=settings["seed"],
                    method=Method.from_dict(settings["method"]), model=settings["model"],
-                   model_options=settings.get("model_options") or {})
+                   model_options=settings["model_options"])
 
 
 @dataclass(frozen=True)
@@ -186,7 +186,7 @@ class Cell:
 
 @dataclass(frozen=True)
 class DatasetPlan:
-    """A dataset of the study: its config settings, and the model and protocol its runs use."""
+    """A dataset of the study and its config settings."""
 
     name: str
     settings: dict = field(hash=False)
@@ -196,19 +196,29 @@ class DatasetPlan:
         return DATASET.format(dataset=self.name)
 
 
-def profile_grids(config: dict) -> list[tuple[str, dict]]:
-    """Every grid of ``study.profiles`` as (kind, grid); a kind holds one grid or a list of them."""
+def profile_grids(config: dict) -> list[tuple[str, str, dict]]:
+    """Every grid of ``study.profiles`` as (its key, kind, grid): a kind holds one grid (key
+    ``study.profiles.step``) or a list of them (``study.profiles.step[1]``)."""
     grids = []
-    for kind in ("step", "linear", "exponential"):
+    for kind in PROFILE_KINDS:
         settings = config["study"]["profiles"].get(kind)
-        grids.extend((kind, grid) for grid in ([settings] if isinstance(settings, dict) else settings or []))
+        key = f"study.profiles.{kind}"
+        if isinstance(settings, dict):
+            grids.append((key, kind, settings))
+        else:
+            grids.extend((f"{key}[{position}]", kind, grid) for position, grid in enumerate(settings or []))
     return grids
+
+
+def searched(config: dict, dataset: str, method: str) -> dict | None:
+    """The learning-rate search a method's runs make on a dataset (its own, else its protocol's), or None."""
+    return method_protocol_settings(config, dataset, method).get("lr_search")
 
 
 def profile_seeds(config: dict) -> list[tuple[Profile, tuple[int, ...]]]:
     """Every imbalanced profile with its seeds, in config order; a grid's own seeds override study.seeds."""
     cells: dict[Profile, list[int]] = {}
-    for kind, grid in profile_grids(config):
+    for _, kind, grid in profile_grids(config):
         profiles = ([step(mu, rho) for mu in grid["mu"] for rho in grid["rho"]] if kind == "step"
                     else [ramp(kind, rho) for rho in grid["rho"]])
         for profile in profiles:
@@ -223,11 +233,6 @@ def method_protocol_settings(config: dict, dataset: str, method: str) -> dict:
     return {**base, **config["methods"][method].get("train", {})}
 
 
-def searched_lrs(config: dict, dataset: str, method: str) -> list[float] | None:
-    search = method_protocol_settings(config, dataset, method).get("lr_search")
-    return list(search["values"]) if search else None
-
-
 def variant_name(method: str, lr: float | None) -> str:
     return method if lr is None else f"{method}{LR_MARK}{number(lr)}"
 
@@ -235,8 +240,9 @@ def variant_name(method: str, lr: float | None) -> str:
 def resolve_method(config: dict, dataset: str, name: str) -> list[Method]:
     """The runs one method makes on a dataset: itself, or one per learning rate of its search."""
     settings = config["methods"][name]
-    protocol = method_protocol_settings(config, dataset, name)
-    search = protocol.pop("lr_search", None)
+    search = searched(config, dataset, name)
+    protocol = {key: value for key, value in method_protocol_settings(config, dataset, name).items()
+                if key != "lr_search"}
     two_phase = settings.get("two_phase")
     first = config["methods"][two_phase["from"]] if two_phase else settings
     sampler, ratio = first["sampler"], float(first["ratio"])
@@ -277,9 +283,9 @@ class Study:
         except KeyError:
             raise KeyError(f"{dataset}/{profile} is not an imbalanced set of this study") from None
 
-    def bundle(self, dataset: str, profile: str, name: str, n_runs: int | None = None) -> Bundle:
+    def bundle(self, dataset: str, profile: str, name: str, n_runs: int) -> Bundle:
         bundle = self._bundles.get((dataset, profile, name))
-        if bundle is None or (n_runs is not None and len(bundle.runs) != n_runs):
+        if bundle is None or len(bundle.runs) != n_runs:
             raise KeyError(f"{dataset}/{profile}/{name}-{n_runs}runs is not a bundle of this study "
                            "(the config or engine.runs_per_job changed?)")
         return bundle
@@ -303,7 +309,7 @@ def resolve(config: dict) -> Study:
     profiles = profile_seeds(config)
     methods = {dataset: [variant for name in study["methods"] for variant in resolve_method(config, dataset, name)]
                for dataset in datasets}
-    runs = tuple(Run(dataset, profile, seed, method, plan.settings["model"], plan.settings.get("model_options", {}))
+    runs = tuple(Run(dataset, profile, seed, method, plan.settings["model"], plan.settings["model_options"])
                  for dataset, plan in datasets.items() for profile, seeds in profiles
                  for seed in seeds for method in methods[dataset])
     cells = tuple(Cell(dataset, profile, seeds,

@@ -6,7 +6,7 @@ not pay for importing it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -17,16 +17,18 @@ PRECISIONS = ("fp32", "bf16")
 
 @dataclass(frozen=True)
 class Protocol:
+    """A protocol as the config gives it, every setting present (the schema holds the defaults)."""
+
     iterations: int
     batch_size: int
     lr: float
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    lr_policy: dict = field(default_factory=lambda: {"name": "fixed"})
-    momentum_form: str = "caffe"
-    checkpoints: tuple[int, ...] = ()
-    resume_every: int = 500
-    precision: str = "fp32"  # bf16: forward passes under bfloat16 autocast (weights and updates stay fp32)
+    momentum: float
+    weight_decay: float
+    lr_policy: dict
+    momentum_form: str
+    checkpoints: tuple[int, ...]
+    resume_every: int
+    precision: str  # bf16: forward passes under bfloat16 autocast (weights and updates stay fp32)
 
     def __post_init__(self):
         if self.lr_policy["name"] not in LR_POLICIES:
@@ -56,10 +58,10 @@ class Protocol:
         if policy["name"] == "inv":
             return self.lr * (1.0 + policy["gamma"] * iteration) ** (-policy["power"])
         if policy["name"] == "poly":  # power 1: linear decay to zero at the last iteration (ResNet-10's)
-            return self.lr * (1.0 - iteration / self.iterations) ** policy.get("power", 1.0)
+            return self.lr * (1.0 - iteration / self.iterations) ** policy["power"]
         if policy["name"] == "multistep":
             passed = sum(iteration >= step for step in policy["steps"])
-            return self.lr * policy.get("gamma", 0.1) ** passed
+            return self.lr * policy["gamma"] ** passed
         return self.lr
 
 
@@ -75,7 +77,7 @@ def checkpoint_iterations(schedule, iterations: int) -> list[int]:
         points = [int(point) for point in schedule]
     else:
         count = int(schedule["count"])
-        if schedule.get("spacing", "linear") == "log":
+        if schedule["spacing"] == "log":
             start = schedule.get("first", max(1, iterations // 1000))
             points = np.unique(np.round(np.geomspace(start, iterations, count)).astype(int)).tolist()
         else:

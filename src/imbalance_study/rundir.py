@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from .atomic import TEMPORARY_PREFIX, atomic_path, file_sha256, write_json
+from .provenance import TRAINING, software_versions
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ def start_run(run_dir: Path, fingerprint_: str, engine: str) -> dict | None:
 def write_manifest(run_dir: Path, manifest: dict, checkpoints) -> dict:
     """Write run.json, the sign that a run is complete (with each checkpoint's sha256), then drop its
     resume state (it would double the run's disk use)."""
-    manifest = {**manifest, "software": software_versions(),
+    manifest = {**manifest, "software": {**software_versions(TRAINING), "platform": platform.platform()},
                 "checkpoints": [{"iteration": c, "path": str(checkpoint_path(run_dir, c)),
                                  "sha256": file_sha256(checkpoint_path(run_dir, c))} for c in sorted(checkpoints)]}
     write_json(run_dir / "run.json", manifest)
@@ -100,19 +101,6 @@ def finished_manifest(manifest_path: str | Path, fingerprint_: str) -> dict | No
         if not Path(entry["path"]).exists() or file_sha256(entry["path"]) != entry["sha256"]:
             return None
     return manifest
-
-
-def software_versions() -> dict:
-    """Versions recorded in every run manifest (from package metadata: importing costs seconds)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    versions = {"python": platform.python_version(), "platform": platform.platform()}
-    for package in ("imbalance-study", "torch", "numpy", "h5py"):
-        try:
-            versions[package] = version(package)
-        except PackageNotFoundError:
-            versions[package] = None
-    return versions
 
 
 def load_checkpoint(entry: dict, model: nn.Module, fingerprint_: str) -> None:

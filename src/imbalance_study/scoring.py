@@ -63,10 +63,9 @@ def silhouette_subsample(labels: np.ndarray, per_class: int, seed: int = 0) -> n
     return np.sort(np.concatenate(chosen))
 
 
-def score_run(manifest: dict, dataset, imbalanced: np.ndarray, identity: dict, training: np.ndarray | None = None,
-              splits=("test", "validation", "train"), device: str = "auto", silhouette_per_class: int = 0,
-              cache: dict | None = None, predictions_path=None, store_splits=(),
-              train_sample_per_class: int = 0) -> list[dict]:
+def score_run(manifest: dict, dataset, imbalanced: np.ndarray, identity: dict, training: np.ndarray, *,
+              splits, device: str, silhouette_per_class: int, train_sample_per_class: int,
+              cache: dict | None = None, predictions_path=None, store_splits=()) -> list[dict]:
     """Score every checkpoint listed in a run manifest on the chosen splits.
 
     ``train`` is the training set as the run saw it (``training``: its index file, replicates and
@@ -87,14 +86,12 @@ def score_run(manifest: dict, dataset, imbalanced: np.ndarray, identity: dict, t
     counts = class_counts_of(imbalanced, dataset.train_labels, dataset.n_classes)
     minority = minority_mask(counts)
     model = models.build(manifest["spec"]["model"], dataset.n_classes, dataset.image_shape,
-                         manifest["spec"].get("model_options")).to(torch_device)
+                         manifest["spec"]["model_options"]).to(torch_device)
     if len(dataset.image_shape) > 1:  # images: channels-last, as in training (about 1.5x faster on CPU)
         model = model.to(memory_format=torch.channels_last)
     evaluated = {}  # split -> (log-probabilities of a model, labels, weights, pool rows of the train split)
     for split in splits:
         if split == "train":
-            if training is None:
-                raise ValueError("scoring the train split needs the run's training index file")
             pool_rows, weights = train_split_rows(training, dataset.train_labels, train_sample_per_class, minority)
             evaluated[split] = (_evaluator(dataset, split, pool_rows, torch_device), dataset.train_labels[pool_rows],
                                 weights, pool_rows)

@@ -52,14 +52,10 @@ class _Started:
         self.model = trainee.build_model(n_classes, input_shape)
         self.shuffler = EpochShuffler(trainee.indices, trainee.run.data_rng())
         self.iteration, self.seconds, self.velocity, self.torch_rng = 0, 0.0, {}, None
-        state = rundir.start_run(trainee.run_dir, trainee.fingerprint, ENGINE)
+        state = trainee.resume(ENGINE, self.model, self.shuffler)
         if state is not None:
-            self.model.load_state_dict(state["model"])
-            self.shuffler.load_state_dict(state["shuffler"])
             self.iteration, self.seconds = state["iteration"], state["seconds"]
             self.velocity, self.torch_rng = state["velocity"], state["torch_rng"]
-            log.info("resuming %s at iteration %d of %d", trainee.run_dir, self.iteration,
-                     trainee.run.protocol.iterations)
 
 
 class Stacked:

@@ -39,15 +39,11 @@ class OneAtATime:
         self.optimizer = make_optimizer(trainee.run.protocol, parameters)
         self.shuffler = EpochShuffler(trainee.indices, trainee.run.data_rng())
         self.iteration, self.seconds, self.ahead = 0, 0.0, None
-        state = rundir.start_run(trainee.run_dir, trainee.fingerprint, ENGINE)
+        state = trainee.resume(ENGINE, model, self.shuffler)
         if state is not None:
-            model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
-            self.shuffler.load_state_dict(state["shuffler"])
             restore_rng_states(state["torch_rng"], device)
             self.iteration, self.seconds = state["iteration"], state["seconds"]
-            log.info("resuming %s at iteration %d of %d", trainee.run_dir, self.iteration,
-                     trainee.run.protocol.iterations)
         model.train()
         if trainee.phase_one is not None:
             # Frozen layers keep their first-phase normalisation statistics too.

@@ -44,12 +44,12 @@ def prepare(name: str, spec: dict, path: str | Path) -> Dataset:
     source = spec["source"]
     raw = read_source(name, spec)
 
-    split = "pooled" if raw.test_data is None else spec.get("split", "official")
+    split = "pooled" if raw.test_data is None else spec["split"]
     if raw.kind == "image_folder" and split == "pooled" and raw.test_data is not None:
         raise DatasetError(f"datasets.{name}.split: pooled cannot merge train_root and test_root; "
                            f"leave out test_root to draw the test set from train_root")
     what = str(spec["path"]) if source == "csv" else source
-    rng = np.random.default_rng(spec.get("seed", 0))
+    rng = np.random.default_rng(spec["seed"])
     parts = draw_splits(raw, spec, rng, what, split, up_to=raw.kind == "image_folder")
 
     method = method_for(source, raw.kind, spec)
@@ -57,8 +57,8 @@ def prepare(name: str, spec: dict, path: str | Path) -> Dataset:
 
     attrs = {
         "name": name, "source": source, "kind": raw.kind, "class_names": json.dumps(raw.class_names),
-        "train_per_class": spec["train_per_class"], "validation_per_class": spec.get("validation_per_class", 0),
-        "test_per_class": spec["test_per_class"], "seed": spec.get("seed", 0), "split": split,
+        "train_per_class": spec["train_per_class"], "validation_per_class": spec["validation_per_class"],
+        "test_per_class": spec["test_per_class"], "seed": spec["seed"], "split": split,
         "preprocessing": method, "provenance": json.dumps(raw.provenance, sort_keys=True),
         "format_version": FORMAT_VERSION, **raw.attrs,
     }

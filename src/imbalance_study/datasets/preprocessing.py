@@ -90,7 +90,7 @@ def method_for(source: str, kind: str, spec: dict) -> str:
     """
     method = {"images": "none", "tabular": "standardise", "image_folder": "none"}[kind]
     if source == "torchvision_cifar10":
-        method = spec.get("preprocessing", "gcn_zca")
+        method = spec["preprocessing"]
     return method
 
 

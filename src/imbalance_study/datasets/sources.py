@@ -182,7 +182,7 @@ def _csv_source(name: str, spec: dict) -> Raw:
     import pandas as pd
 
     path = Path(spec["path"])
-    label_column = spec.get("label_column", "label")
+    label_column = spec["label_column"]
     if not path.is_file():
         raise DatasetError(f"datasets.{name}.path: no CSV file {path}")
     try:
@@ -253,9 +253,8 @@ def _image_folder_source(name: str, spec: dict) -> Raw:
     test_paths, test_labels = listed.get("test", (None, None))
     provenance = {"loader": "torchvision.datasets.folder.make_dataset",
                   "files": {split: len(listed[split][0]) for split in listed}}
-    image_size = spec.get("image_size") or {}
     attrs = {"train_root": str(roots["train"]), "test_root": str(roots.get("test", "")),
-             "resize": int(image_size.get("resize", 256)), "crop": int(image_size.get("crop", 224))}
+             "resize": int(spec["image_size"]["resize"]), "crop": int(spec["image_size"]["crop"])}
     return Raw(*listed["train"], test_paths, test_labels, list(class_names), provenance, kind="image_folder",
                attrs=attrs)
 

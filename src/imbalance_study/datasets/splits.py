@@ -46,7 +46,7 @@ def draw_splits(raw: Raw, spec: dict, rng: np.random.Generator, what: str, split
     ``"official"`` draws the validation set and training pool from the training data and the test
     set from the official test split.
     """
-    per_class = {"train": spec["train_per_class"], "validation": spec.get("validation_per_class", 0),
+    per_class = {"train": spec["train_per_class"], "validation": spec["validation_per_class"],
                  "test": spec["test_per_class"]}
     n_classes = len(raw.class_names)
     if split == "pooled":

@@ -14,7 +14,7 @@ File layout (the contract every later stage reads)::
                           gcn_zca:     group gcn (attrs scale, min_divisor, norm), zca_mean (D,),
                                        zca_matrix (D, D) (attr filter_bias), D = H * W * C
                           standardise: standard_mean (F,), standard_scale (F,)
-    attrs: name, source, kind (images | tabular | image_folder; missing = images), class_names (JSON),
+    attrs: name, source, kind (images | tabular | image_folder), class_names (JSON),
            train_per_class, validation_per_class, test_per_class, seed, split, preprocessing,
            provenance (JSON: source files and their checksums), format_version, sha256_content,
            and per source: feature_names (tabular), train_root, test_root, resize, crop,
@@ -145,13 +145,13 @@ def load(path: str | Path, verify: bool = True) -> Dataset:
     path = Path(path)
     try:
         with h5py.File(path, "r") as handle:
-            kind = str(handle.attrs.get("kind", "images"))
+            kind = str(handle.attrs["kind"])
             member = "paths" if kind == "image_folder" else "images"
             required = [f"{split}/{part}" for split in ("train", "test") for part in (member, "labels")]
             missing = [key for key in required if key not in handle]
             if missing:
                 raise DatasetError(f"{path}: not a prepared dataset, missing {missing}")
-            fields = {"kind": kind, "name": str(handle.attrs.get("name", path.stem)),
+            fields = {"kind": kind, "name": str(handle.attrs["name"]),
                       "class_names": json.loads(handle.attrs["class_names"])}
             roots = {}
             for split in SPLITS:

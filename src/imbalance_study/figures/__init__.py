@@ -22,7 +22,7 @@ Beside its PDF each figure writes the data it draws as a tidy CSV at ``csv_path`
 point with its panel keys, x value, line and the ``mean``, ``sd`` and ``n`` (runs) of ``summarize``
 (table4: the table's frame); each module's docstring names its columns.
 
-Modules: ``registry`` (``FIGURES``, the settings check, the errors; standard library only),
+Modules: ``registry`` (``FIGURES``, the settings check, the errors; no plotting library),
 ``table`` (the score-table contract, reading, choosing rows, summaries), ``style`` (how figures
 look, PDF metadata), ``lines`` (fig3 to fig6), ``fig7``, ``fig8``, ``table4``, ``dynamics``.
 Importing this package loads only ``registry``; every other name is imported from its module on

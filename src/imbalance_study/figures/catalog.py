@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..imbalance import number
+from ..plan import profile_grids
 
 # Every figure writes figures/<name>.pdf and figures/<name>.csv (the numbers it draws).
 EXTENSIONS = ("pdf", "csv")
@@ -65,8 +66,8 @@ def _step(run, settings) -> bool:
     return run.profile.kind == "step" and _chosen(run, settings)
 
 
-def _metric(settings, default="ROC AUC") -> str:
-    return METRIC_NAMES.get(settings.get("metric"), settings.get("metric") or default)
+def _metric(settings) -> str:
+    return METRIC_NAMES.get(settings["metric"], settings["metric"])
 
 
 def _checkpoint(settings) -> str:
@@ -74,15 +75,13 @@ def _checkpoint(settings) -> str:
 
 
 def _grids(study, kind: str) -> str:
-    value = study.config["study"]["profiles"].get(kind)
-    if not value:
-        return "none"
     texts = []
-    for grid in [value] if isinstance(value, dict) else value:
-        text = ("μ ∈ {" + ", ".join(map(number, grid["mu"])) + "} × " if kind == "step" else "")
-        text += "ρ ∈ {" + ", ".join(map(number, grid["rho"])) + "}"
-        texts.append(text + (f" (seeds {', '.join(map(str, grid['seeds']))})" if grid.get("seeds") else ""))
-    return "; ".join(texts)
+    for _, grid_kind, grid in profile_grids(study.config):
+        if grid_kind == kind:
+            text = ("μ ∈ {" + ", ".join(map(number, grid["mu"])) + "} × " if kind == "step" else "")
+            text += "ρ ∈ {" + ", ".join(map(number, grid["rho"])) + "}"
+            texts.append(text + (f" (seeds {', '.join(map(str, grid['seeds']))})" if grid.get("seeds") else ""))
+    return "; ".join(texts) or "none"
 
 
 def _step_profiles(study, settings) -> str:
@@ -220,7 +219,7 @@ def caption(study, figure: Figure, settings: dict, runs) -> str:
     """The figure's report caption (reStructuredText) for this study: what it shows, for which config."""
     datasets = list(dict.fromkeys(run.dataset for run in runs))
     methods = list(dict.fromkeys(run.method.name for run in runs))
-    own_seeds = any(grid.get("seeds") for _, grid in _profile_grids(study))
+    own_seeds = any(grid.get("seeds") for _, _, grid in profile_grids(study.config))
     given = study.config["figures"][figure.name]
     lines = [figure.describe(study, settings), "",
              "Spread: each point or line is the mean over the repeats (seeds) of a setting, the band ± 1 "
@@ -233,18 +232,12 @@ def caption(study, figure: Figure, settings: dict, runs) -> str:
               f"- Seeds (repeats): {', '.join(map(str, study.config['study']['seeds']))}"
               f"{' (where a grid names none of its own)' if own_seeds else ''}.",
               f"- Settings ``figures.{figure.name}``: "
-              + (f"``{json.dumps(given, ensure_ascii=False, sort_keys=True)}``." if given else "none (the defaults)."), "",
+              + (f"``{json.dumps(given, ensure_ascii=False, sort_keys=True)}``." if given else "none."), "",
               f"``{figure.name}.csv`` holds the numbers the figure draws. Drawn from the score files of only "
               "these runs; ``results/scores.csv`` (category Scores) holds every score and "
               "``results/scores.provenance.json`` (category Config) the whole config. The PDF's metadata names "
               "the figure's settings and the software versions."]
     return "\n".join(lines) + "\n"
-
-
-def _profile_grids(study):
-    from ..plan import profile_grids
-
-    return profile_grids(study.config)
 
 
 def plan_figures(study) -> dict[str, FigurePlan]:

@@ -1,7 +1,7 @@
 """The registry of figures: each name's plot function (imported on first use), the check of a figure's
 settings, and the errors the figures raise.
 
-Light on purpose (standard library only): importing ``imbalance_study.figures`` loads only this
+Light on purpose (no pandas, matplotlib or seaborn): importing ``imbalance_study.figures`` loads only this
 module, so that listing the figures costs no pandas or matplotlib. Every plot function is called
 ``plot(table, pdf_path, csv_path, **settings)``. Its settings are keyword-only parameters: those
 with a default in the config schema (workflow/schemas/config.schema.yaml) have none here, since the
