@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -43,7 +44,7 @@ class Profile:
     rho: float
     mu: float | None = None
 
-    @property
+    @cached_property
     def name(self) -> str:
         if self.kind == "step":
             return f"step-mu{number(self.mu)}-rho{number(self.rho)}"

@@ -54,10 +54,13 @@ def pack(runs: list[Run], limit: int) -> list[Bundle]:
     split into nearly equal bundles.
     """
     groups: dict[tuple, list[Run]] = {}
+    protocols: dict[int, str] = {}  # per method (runs share their method's object): its protocol as text
     for run in runs:
-        protocol = json.dumps(asdict(run.protocol), sort_keys=True)
+        if id(run.method) not in protocols:
+            protocols[id(run.method)] = json.dumps(asdict(run.protocol), sort_keys=True)
         model = json.dumps([run.model, run.model_options], sort_keys=True)
-        groups.setdefault((run.dataset, run.profile, run.method.two_phase, model, protocol), []).append(run)
+        groups.setdefault((run.dataset, run.profile, run.method.two_phase, model, protocols[id(run.method)]),
+                          []).append(run)
     packed: list[Bundle] = []
     home: dict[tuple, str] = {}
     numbers: dict[tuple, int] = {}

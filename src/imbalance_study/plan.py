@@ -68,7 +68,9 @@ class Method:
     def searched(self) -> bool:
         return bool(self.select_on)
 
-    def to_dict(self) -> dict:
+    @cached_property
+    def settings(self) -> dict:
+        """The method as a job's params carry it (computed once: thousands of runs share a method)."""
         settings = asdict(self)
         settings["index"] = asdict(self.index)
         return settings
@@ -148,7 +150,7 @@ class Run:
 
     def to_dict(self) -> dict:
         return {"dataset": self.dataset, "profile": asdict(self.profile), "seed": self.seed,
-                "method": self.method.to_dict(), "model": self.model, "model_options": self.model_options}
+                "method": self.method.settings, "model": self.model, "model_options": self.model_options}
 
     @classmethod
     def from_dict(cls, settings: dict) -> "Run":
