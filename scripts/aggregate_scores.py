@@ -9,3 +9,6 @@ table = selection.mark_selected(figures.load_scores(snakemake.input.scores))
 figures.write_table(table, snakemake.output.table)
 runs = table.drop_duplicates(["dataset", "profile", "seed", "variant"])
 log.info("%d rows from %d runs in %d bundles", len(table), len(runs), len(snakemake.input.scores))
+for run in runs[runs["diverged_at"].notna()].itertuples():
+    log.warning("%s/%s/seed%d/%s diverged at iteration %d: left out of figures and selection", run.dataset,
+                run.profile, run.seed, run.variant, run.diverged_at)

@@ -62,7 +62,7 @@ def score_table(datasets=("mnist", "cifar"), seeds=SEEDS, selected=True, offset=
                                 iteration) + 0.01 * (seed - 2) + offset
                 rows.append({**identity, "seed": seed, "method": method, "variant": method, "sampler": sampler,
                              "sampling_ratio": ratio, "two_phase": two_phase, "base_lr": 0.01,
-                             "selected": selected, "select_on": "", "select_metric": "",
+                             "selected": selected, "select_on": "", "select_metric": "", "diverged_at": math.nan,
                              "iteration": iteration, "split": split,
                              "thresholded": thresholded, "metric": metric, "class": -1 if group == "all" else 0,
                              "group": group, "value": value})
@@ -71,7 +71,7 @@ def score_table(datasets=("mnist", "cifar"), seeds=SEEDS, selected=True, offset=
                                                                    ("majority", "minority")):
                 common = {**identity, "seed": seed, "method": method, "variant": method, "sampler": sampler,
                           "sampling_ratio": ratio, "two_phase": two_phase, "base_lr": 0.01, "selected": selected,
-                          "select_on": "", "select_metric": "", "iteration": iteration, "thresholded": False,
+                          "select_on": "", "select_metric": "", "diverged_at": math.nan, "iteration": iteration, "thresholded": False,
                           "class": -1, "group": group}
                 recall = planted(identity["dataset"], method, identity["rho"], "recall", split, False, group,
                                  iteration) + 0.01 * (seed - 2) + offset
@@ -125,7 +125,7 @@ def assert_planted(frame, metric, **cell):
 def test_contract_columns():
     assert figures.TABLE_COLUMNS == (
         "dataset", "profile", "imbalance", "mu", "n_minority", "rho", "seed", "method", "variant", "sampler",
-        "sampling_ratio", "two_phase", "base_lr", "selected", "select_on", "select_metric",
+        "sampling_ratio", "two_phase", "base_lr", "selected", "select_on", "select_metric", "diverged_at",
         "iteration", "split", "thresholded", "metric", "class", "group", "value")
 
 
@@ -546,3 +546,18 @@ def test_generalisation_gap_per_group_on_a_hand_made_table():
     assert got == {("baseline", "minority", 100): 0.0, ("baseline", "minority", 1000): 0.8,
                    ("baseline", "majority", 100): 0.05, ("baseline", "majority", 1000): 0.02,
                    ("over", "minority", 1000): 0.4}
+
+
+def test_a_diverged_run_is_left_out_and_named_in_the_title(tmp_path, table, monkeypatch):
+    from imbalance_study.figures import lines
+
+    run = ((table["dataset"] == "mnist") & (table["method"] == "over") & (table["seed"] == 1)
+           & (table["profile"] == "step-mu0.2-rho10"))
+    marked = selection.mark_selected(table.assign(diverged_at=np.where(run, 100, np.nan)))
+    titles, finish = [], lines._finish
+    monkeypatch.setattr(lines, "_finish", lambda figure, path, title, *rest, **named: (
+        titles.append(title), finish(figure, path, title, *rest, **named)))
+    written = draw(marked, tmp_path, "fig3", datasets=["mnist"])
+    point = written[(written["method"] == "over") & (written["n_minority"] == 2) & (written["rho"] == 10)]
+    assert point["n"].tolist() == [2] and (written.drop(point.index)["n"] == 3).all()
+    assert "1 run diverged and left out: mnist/step-mu0.2-rho10/seed1/over at iteration 100" in titles[0]

@@ -68,7 +68,7 @@ def test_sigkill_mid_run_then_rerun_is_bit_identical(tmp_path, engine):
     victim.wait()
     assert victim.returncode == -signal.SIGKILL
     assert not (tmp_path / "killed" / "run.json").exists(), "the run finished before it could be killed"
-    killed_at = torch.load(resume, weights_only=False)["iteration"]
+    killed_at = torch.load(resume, weights_only=True)["iteration"]
     assert 0 < killed_at < 1500
 
     rerun = start(tmp_path / "killed", engine)

@@ -11,7 +11,7 @@ def search_rows(variant, seed, validation, test, select_on="validation", iterati
         late = iteration == max(iterations)
         for split, value in (("validation", validation), ("test", test)):
             rows.append({"dataset": "d", "profile": "p", "seed": seed, "method": "over", "variant": variant,
-                         "selected": False, "select_on": select_on, "select_metric": "roc_auc",
+                         "selected": False, "select_on": select_on, "select_metric": "roc_auc", "diverged_at": None,
                          "iteration": iteration, "split": split, "thresholded": False, "metric": "roc_auc",
                          "class": -1, "group": "all", "value": value if late else 0.99})
     return rows
@@ -47,3 +47,12 @@ def test_a_search_without_its_selection_split_is_refused():
     table = table[table["split"] != "validation"]
     with pytest.raises(selection.SelectionError, match="over-lr0.05 has no roc_auc score on its 'validation'"):
         selection.mark_selected(table)
+
+
+def test_a_run_that_diverged_is_never_selected():
+    """Not by a search even where its last scores (before it diverged) are the best, nor outside one."""
+    diverged = [{**row, "diverged_at": 100} for row in search_rows("over-lr0.5", 1, 0.99, 0.99, iterations=(10, 50))]
+    table = pd.DataFrame(diverged + search_rows("over-lr0.05", 1, 0.80, 0.95) + search_rows("over-lr0.005", 1, 0.85, 0.9))
+    assert selected_runs(table) == {(1, "over-lr0.005")}
+    alone = pd.DataFrame([{**row, "select_on": "", "select_metric": "", "selected": True} for row in diverged])
+    assert selected_runs(alone) == set()

@@ -241,7 +241,7 @@ def slurm_study(slurm, tmp_path_factory):
         assert len(running) == 1, f"expected one running GPU job, found {running}"
         slurm.run("scancel", running[0])
         time.sleep(0.5)
-        cancelled_at = torch.load(resume, weights_only=False)["iteration"]
+        cancelled_at = torch.load(resume, weights_only=True)["iteration"]
         assert not (workdir / RUN / "run.json").exists(), "the training finished before it was cancelled"
         returncode = process.wait(timeout=420)
     finally:

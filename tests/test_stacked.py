@@ -150,7 +150,7 @@ def test_runs_resumed_at_different_iterations_are_trained_in_groups(tmp_path, mo
     interrupted_at_once(tmp_path / "resumed", monkeypatch, runs[:2], indices[:2], failing_call=5)
     for position in (0, 1):
         resume = tmp_path / "resumed" / f"stacked{position}" / "resume.pt"
-        assert torch.load(resume, weights_only=False)["iteration"] == 20
+        assert torch.load(resume, weights_only=True)["iteration"] == 20
     resumed = at_once(tmp_path / "resumed", runs, indices)
     assert {manifest["engine"]["networks_at_once"] for manifest in resumed} == {2}  # two groups of two
     assert_same_weights(resumed, reference)
@@ -180,7 +180,7 @@ def test_a_resume_state_of_the_other_engine_starts_the_run_afresh(tmp_path, monk
     runs = specs(seeds=(1,), methods=("baseline",), iterations=40, checkpoints=[40], resume_every=10)
     indices = index_sets(1, tiny_data()[1])
     interrupted_at_once(tmp_path, monkeypatch, runs, indices, failing_call=3)
-    assert torch.load(tmp_path / "stacked0" / "resume.pt", weights_only=False)["engine"] == "stacked"
+    assert torch.load(tmp_path / "stacked0" / "resume.pt", weights_only=True)["engine"] == "stacked"
     images, labels = tiny_data()
     retried = train(runs[0], images, labels, indices[0], tmp_path / "stacked0")
     fresh = one_at_a_time(tmp_path / "fresh", runs, indices)[0]
@@ -209,10 +209,10 @@ JOB_CONFIG = {
 }
 
 
-def bundle_job(workdir, monkeypatch, device, stack):
+def bundle_job(workdir, monkeypatch, device, stack, **protocol):
     """One job of the workflow (rule train_bundle's bundles.run_bundle) in ``workdir``: the study's one
     bundle, its dataset and index files as the workflow's rules write them; returns its timings and
-    score rows."""
+    score rows. ``protocol``: settings of the protocol to change."""
     import copy
 
     import pandas as pd
@@ -220,6 +220,7 @@ def bundle_job(workdir, monkeypatch, device, stack):
     from imbalance_study import config, datasets, plan, sampling, source_facts
 
     settings = copy.deepcopy(JOB_CONFIG)
+    settings["protocols"]["digits"].update(protocol)
     config.validate(settings)
     study = plan.resolve(settings)
     (bundle,) = study.bundles
@@ -246,3 +247,41 @@ def test_a_job_scores_the_same_stacked_or_one_at_a_time(tmp_path, monkeypatch, f
     assert len(merged) == len(single_scores) == len(stacked_scores) > 100
     assert set(merged["metric"]) == {"roc_auc", "accuracy", "recall", "loss", "silhouette"}
     assert (merged["value_single"] - merged["value_stacked"]).abs().max() < TOLERANCE["atol"]
+
+
+def test_one_network_diverging_leaves_the_others_as_they_were(tmp_path, monkeypatch):
+    """A network whose loss turns NaN (here forced, from its 26th step) is stopped and marked at the
+    next stop; the others, stacked beside it, end exactly where they end without it."""
+    runs = specs(iterations=40, checkpoints=[20, 40], resume_every=10)
+    indices = index_sets(len(runs), tiny_data()[1])
+    reference = at_once(tmp_path / "reference", runs, indices)
+    original, steps = stacked.Stacked.losses, {"count": 0}
+
+    def poisoned(self, inputs, targets):
+        losses = original(self, inputs, targets)
+        steps["count"] += 1
+        if steps["count"] > 25:
+            losses = losses * torch.tensor([1.0, float("nan"), 1.0, 1.0])
+        return losses
+
+    monkeypatch.setattr(stacked.Stacked, "losses", poisoned)
+    together = at_once(tmp_path / "poisoned", runs, indices)
+    assert together[1]["diverged"]["iteration"] == 30 and [c["iteration"] for c in together[1]["checkpoints"]] == [20]
+    for position in (0, 2, 3):
+        assert together[position]["diverged"] is None
+        for name, tensor in last_weights(reference[position]).items():
+            assert torch.equal(last_weights(together[position])[name], tensor), name
+
+
+def test_a_job_marks_the_runs_that_diverged(tmp_path, monkeypatch):
+    """lr 50 (the issue's case): every run diverges; the job says so in each run's rows (diverged_at)
+    and in one row of metric diverged per run, scores what was saved before, and none is selected."""
+    from imbalance_study import selection
+    from imbalance_study.figures import normalize_scores
+
+    _, scores = bundle_job(tmp_path / "job", monkeypatch, "cpu", "never", lr=50.0)
+    scores = normalize_scores(scores)
+    marker = scores[scores["metric"] == "diverged"]
+    assert len(marker) == 4 and marker["diverged_at"].tolist() == marker["iteration"].tolist()
+    assert scores["diverged_at"].notna().all() and (scores["iteration"] <= scores["diverged_at"]).all()
+    assert not selection.mark_selected(scores)["selected"].any()

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -134,7 +136,7 @@ def test_resume_after_a_crash_is_bit_identical(tmp_path, monkeypatch):
     with pytest.raises(Killed):
         train(spec(), images, labels, indices, tmp_path / "crashed")
     assert not (tmp_path / "crashed" / "run.json").exists()
-    assert torch.load(tmp_path / "crashed" / "resume.pt", weights_only=False)["iteration"] == 30
+    assert torch.load(tmp_path / "crashed" / "resume.pt", weights_only=True)["iteration"] == 30
     restore()
     manifest = train(spec(), images, labels, indices, tmp_path / "crashed")
     for name, tensor in final_weights(tmp_path / "whole").items():
@@ -236,3 +238,53 @@ def test_bf16_precision_learns_and_is_part_of_the_fingerprint(tmp_path):
     assert np.mean(predictions == labels) > 0.9
     with pytest.raises(ValueError, match="precision: 'fp16'"):
         protocol(precision="fp16")
+
+
+class Payload:
+    """What a malicious resume.pt could hold: unpickling it creates a file."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+def test_a_planted_pickle_in_resume_pt_is_refused_without_running(tmp_path, caplog):
+    """A resume.pt in a run folder (a shared scratch space, results copied from someone else) is read
+    with weights_only: a payload in it never runs, the run starts afresh and the log says why."""
+    images, labels = tiny_data()
+    run = spec()
+    marker = tmp_path / "the payload ran"
+    planted = tmp_path / "run" / "resume.pt"
+    planted.parent.mkdir()
+    fingerprint = Trainee(run, np.arange(len(labels)), planted.parent).fingerprint
+    torch.save({"engine": "one_at_a_time", "fingerprint": fingerprint, "iteration": 30, "payload": Payload(marker)},
+               planted)
+    with caplog.at_level("WARNING"):
+        manifest = train(run, images, labels, np.arange(len(labels)), tmp_path / "run")
+    assert not marker.exists()
+    assert "refused the resume state" in caplog.text and str(planted) in caplog.text
+    fresh = train(run, images, labels, np.arange(len(labels)), tmp_path / "fresh")
+    assert manifest["fingerprint"] == fresh["fingerprint"]
+    for name, tensor in final_weights(tmp_path / "fresh").items():
+        assert torch.equal(tensor, final_weights(tmp_path / "run")[name])
+    # The payload is real: an unrestricted load would have run it.
+    torch.save({"payload": Payload(marker)}, tmp_path / "again.pt")
+    torch.load(tmp_path / "again.pt", weights_only=False)
+    assert marker.exists()
+
+
+def test_a_diverging_run_stops_and_its_manifest_says_when(tmp_path, caplog):
+    """lr 50: the loss turns non-finite within the first save interval; the run stops there, its
+    manifest names the iteration and the reason, and lists only the checkpoints saved before."""
+    images, labels = tiny_data()
+    with caplog.at_level("WARNING"):
+        manifest = train(spec(lr=50.0), images, labels, np.arange(len(labels)), tmp_path / "run")
+    diverged = manifest["diverged"]
+    assert diverged["iteration"] == 10 and "non-finite" in diverged["reason"]
+    assert manifest["checkpoints"] == [] and not list((tmp_path / "run" / "checkpoints").glob("*.pt"))
+    assert not (tmp_path / "run" / "resume.pt").exists()
+    assert "diverged at iteration 10" in caplog.text
+    sound = train(spec(), images, labels, np.arange(len(labels)), tmp_path / "sound")
+    assert sound["diverged"] is None and [c["iteration"] for c in sound["checkpoints"]] == [20, 60]

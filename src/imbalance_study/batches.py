@@ -42,12 +42,13 @@ class EpochShuffler:
         return np.stack([self.next_batch(size) for _ in range(steps)])
 
     def state_dict(self) -> dict:
+        """Plain numbers, strings and a tensor: what ``torch.load(..., weights_only=True)`` reads."""
         return {"rng": self.rng.bit_generator.state, "epoch": self.epoch, "position": self.position,
-                "order": self.order.copy()}
+                "order": torch.from_numpy(self.order.copy())}
 
     def load_state_dict(self, state: dict) -> None:
         self.rng.bit_generator.state = state["rng"]
-        self.epoch, self.position, self.order = state["epoch"], state["position"], np.asarray(state["order"])
+        self.epoch, self.position, self.order = state["epoch"], state["position"], state["order"].numpy()
 
 
 class TensorBatches:

@@ -90,13 +90,21 @@ def run_bundle(members: list[dict], dataset_path: str, scores_path: str, runs_pa
     cache: dict = {}
     rows = []
     for trainee, manifest, imbalanced_set in zip(trainees, manifests, imbalanced_sets):
-        rows.extend(scoring.score_run(manifest, dataset, imbalanced_set, trainee.run.identity(dataset.n_classes),
-                                      training=trainee.indices, splits=splits, device=device,
-                                      silhouette_per_class=scoring_settings["silhouette_per_class"],
-                                      cache=cache, store_splits=store,
-                                      train_sample_per_class=scoring_settings["train_sample_per_class"],
-                                      predictions_path=trainee.run_dir / "predictions.h5" if store else None))
-        if not store:
+        diverged = manifest["diverged"]
+        identity = {**trainee.run.identity(dataset.n_classes), "diverged_at": diverged and diverged["iteration"]}
+        if diverged:
+            # Its scores before it diverged are kept, marked; this row says when, even with none before.
+            log.warning("%s diverged at iteration %d (%s): its rows are marked diverged_at and left out of "
+                        "figures and selection", trainee.run_dir, diverged["iteration"], diverged["reason"])
+            rows.append({**identity, **scoring.diverged_row(diverged)})
+        if manifest["checkpoints"]:
+            rows.extend(scoring.score_run(manifest, dataset, imbalanced_set, identity, training=trainee.indices,
+                                          splits=splits, device=device,
+                                          silhouette_per_class=scoring_settings["silhouette_per_class"],
+                                          cache=cache, store_splits=store,
+                                          train_sample_per_class=scoring_settings["train_sample_per_class"],
+                                          predictions_path=trainee.run_dir / "predictions.h5" if store else None))
+        if not store or not manifest["checkpoints"]:
             (trainee.run_dir / "predictions.h5").unlink(missing_ok=True)
     score_seconds = time.perf_counter() - started
     timings = {"engine": engine, "device": str(torch_device), "runs": len(trainees),

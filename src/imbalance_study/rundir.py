@@ -43,15 +43,19 @@ def save(payload: dict, path: Path) -> None:
 
 
 def _load_resume_state(path: Path, fingerprint_: str) -> dict | None:
+    """The resume state at ``path`` if it is this run's. It holds tensors, numbers and strings only, and
+    is read with ``weights_only=True``: a file that would need anything else (code from a results
+    folder someone else wrote, say) is refused unread, never executed."""
     if not path.exists():
         return None
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as error:  # a state file that cannot be read is discarded, never trusted
-        log.warning("ignoring unreadable resume state %s (%s); starting afresh", path, error)
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # a state file that cannot be read safely is discarded, never trusted
+        log.warning("refused the resume state %s: it is not one this code writes (%s); the run starts afresh",
+                    path, str(error).splitlines()[0])
         return None
-    if state.get("fingerprint") != fingerprint_:
-        log.info("resume state %s belongs to other settings; starting afresh", path)
+    if not isinstance(state, dict) or state.get("fingerprint") != fingerprint_:
+        log.info("resume state %s belongs to other settings; the run starts afresh", path)
         return None
     return state
 

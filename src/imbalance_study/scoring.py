@@ -161,6 +161,12 @@ def _device_input(images: np.ndarray, device: torch.device) -> torch.Tensor:
     return inputs.contiguous(memory_format=torch.channels_last) if inputs.ndim == 4 else inputs
 
 
+def diverged_row(diverged: dict) -> dict:
+    """The score row of a run that diverged: metric ``diverged``, at the iteration it did, its loss then."""
+    return {"iteration": diverged["iteration"], "split": "train", "thresholded": False, "metric": "diverged",
+            "class": -1, "group": "all", "value": diverged["loss"]}
+
+
 def write_rows(rows: list[dict], path) -> None:
     """Write score rows as CSV (the csv module: pandas would add its import to every scoring job)."""
     from .atomic import atomic_path

@@ -22,12 +22,18 @@ def mark_selected(table: pd.DataFrame) -> pd.DataFrame:
     """Set ``selected`` for the runs of learning-rate searches: one best run per (dataset, profile, method).
 
     A run is judged by its ``select_metric`` on its ``select_on`` split at its last checkpoint,
-    overall and without thresholding. Runs outside any search keep ``selected`` as written.
+    overall and without thresholding. A run that diverged (``diverged_at``) is never selected, in a
+    search or outside one: its scores are not a result. Runs outside any search keep ``selected`` as
+    written otherwise.
     """
     table = table.copy()
+    diverged = pd.to_numeric(table["diverged_at"]).notna()
+    table.loc[diverged, "selected"] = False
     select_on = table["select_on"].fillna("").astype(str)
-    searched = table[select_on != ""]
+    searched = table[(select_on != "") & ~diverged]
+    table.loc[(select_on != "") & diverged, "selected"] = False
     if searched.empty:
+        table["selected"] = table["selected"].astype(str).str.lower().eq("true")
         return table
     last = searched.groupby(RUN_COLUMNS)["iteration"].transform("max")
     judged = searched[(searched["iteration"] == last) & (searched["split"] == searched["select_on"])

@@ -105,16 +105,25 @@ class Stacked:
     def losses(self, inputs, targets) -> torch.Tensor:
         return self.losses_of(self.parameters, self.buffers, inputs, targets)
 
+    def finite(self) -> np.ndarray:
+        """Per network, whether all its weights are finite (one read of the device for all of them)."""
+        finite = torch.stack([torch.isfinite(tensor.detach().reshape(len(self.members), -1)).all(dim=1)
+                              for tensor in self.trainable])
+        return finite.all(dim=0).cpu().numpy()
+
     def describe(self, losses) -> str:
         values = losses.cpu().numpy()
         return (f"{len(self.members)} networks, loss mean {values.mean():.4f} (min {values.min():.4f}, "
                 f"max {values.max():.4f})")
 
-    def save(self, iteration: int, checkpoint: bool, seconds: float) -> None:
+    def save(self, iteration: int, checkpoint: bool, seconds: float, skip=()) -> None:
         # Every file is written under a temporary name first and all are renamed together at the
-        # end, so that a kill almost never leaves the group's runs at different iterations.
+        # end, so that a kill almost never leaves the group's runs at different iterations. A network
+        # that diverged keeps the files of its last good state.
         with contextlib.ExitStack() as renames:
             for position, member in enumerate(self.members):
+                if position in skip:
+                    continue
                 trainee = member.trainee
                 state = {name: tensor[position].detach().clone().cpu()
                          for name, tensor in {**self.parameters, **self.buffers}.items()}
@@ -156,12 +165,14 @@ def train_stacked(trainees: list[Trainee], batches, n_classes: int, device: str 
     for start in sorted(by_iteration):
         group = [member for _, member in by_iteration[start]]
         engine = Stacked(group, batches, torch_device)
-        seconds = train_loop(engine, engine.protocol, start, torch_device, log_every,
-                             f"{len(group)} stacked runs of {group[0].trainee.run_dir.parent.parent}")
-        for (position, member) in by_iteration[start]:
+        seconds, diverged = train_loop(engine, engine.protocol, start, torch_device, log_every,
+                                       f"{len(group)} stacked runs of {group[0].trainee.run_dir.parent.parent}",
+                                       n_classes)
+        for network, (position, member) in enumerate(by_iteration[start]):
             # train_seconds: the time of the whole stacked group, whose networks trained together.
             manifests[position] = member.trainee.write_manifest(
                 trained_layers=list(member.model.output_layers) if member.trainee.phase_one is not None else "all",
                 epochs_started=member.shuffler.epoch + 1, train_seconds=member.seconds + seconds,
-                engine={"name": ENGINE, "networks_at_once": len(group)}, device=torch_device)
+                engine={"name": ENGINE, "networks_at_once": len(group)}, device=torch_device,
+                diverged=diverged.get(network))
     return [manifests[position] for position in range(len(trainees))]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -67,7 +68,10 @@ class OneAtATime:
     def describe(self, losses) -> str:
         return f"loss {losses.item():.4f}, epoch {self.shuffler.epoch}"
 
-    def save(self, iteration: int, checkpoint: bool, seconds: float) -> None:
+    def finite(self) -> np.ndarray:
+        return np.array([all(bool(torch.isfinite(parameter).all()) for parameter in self.model.parameters())])
+
+    def save(self, iteration: int, checkpoint: bool, seconds: float, skip=()) -> None:
         trainee = self.trainee
         if checkpoint:
             rundir.save({"fingerprint": trainee.fingerprint, "iteration": iteration, "model": self.model.state_dict()},
@@ -91,8 +95,9 @@ def train(trainee: Trainee, batches, n_classes: int, device: str = "auto", log_e
     torch_device = resolve_device(device)
     engine = OneAtATime(trainee, batches, n_classes, torch_device)
     protocol = trainee.run.protocol
-    seconds = train_loop(engine, protocol, engine.iteration, torch_device, log_every, str(trainee.run_dir))
+    seconds, diverged = train_loop(engine, protocol, engine.iteration, torch_device, log_every, str(trainee.run_dir),
+                                   n_classes)
     return trainee.write_manifest(
         trained_layers=list(engine.model.output_layers) if trainee.phase_one is not None else "all",
         epochs_started=engine.shuffler.epoch + 1, train_seconds=engine.seconds + seconds,
-        engine={"name": ENGINE, "networks_at_once": 1}, device=torch_device)
+        engine={"name": ENGINE, "networks_at_once": 1}, device=torch_device, diverged=diverged.get(0))

@@ -225,7 +225,9 @@ def caption(study, figure: Figure, settings: dict, runs) -> str:
              "Spread: each point or line is the mean over the repeats (seeds) of a setting, the band ± 1 "
              "standard deviation; the figure's title gives the number of repeats. Only the runs marked "
              "``selected`` in the score table are drawn (when a protocol searches learning rates, the title "
-             "names the split the run was chosen on).", "", "**For which config.**", ""]
+             "names the split the run was chosen on). A run that diverged (its loss or weights not finite, "
+             "or its loss above 10 times that of a uniform guess at two save points in a row) is stopped, "
+             "never selected and left out; the title names it.", "", "**For which config.**", ""]
     lines += [f"- Dataset {_dataset_text(study, dataset)}." for dataset in datasets]
     lines += [figure.profiles(study, settings),
               f"- Methods: {', '.join(_method_text(study, method) for method in methods)}.",

@@ -152,4 +152,7 @@ def _selection_text(rows: pd.DataFrame) -> str:
 
 
 def _spread_text(rows: pd.DataFrame, *summaries: pd.DataFrame) -> str:
-    return f"(mean ± 1 sd over {_repeats(*summaries)}{_selection_text(rows)})"
+    diverged = rows.attrs.get("diverged", [])
+    left_out = (f"; {len(diverged)} run{'s' if len(diverged) > 1 else ''} diverged and left out: "
+                f"{', '.join(diverged[:3])}{' ...' if len(diverged) > 3 else ''}") if diverged else ""
+    return f"(mean ± 1 sd over {_repeats(*summaries)}{_selection_text(rows)}{left_out})"

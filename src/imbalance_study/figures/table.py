@@ -21,11 +21,13 @@ from .registry import ScoreTableError
 
 # The score-table contract (results/scores.csv): one row per score, long format.
 IDENTITY_COLUMNS = ("dataset", "profile", "imbalance", "mu", "n_minority", "rho", "seed", "method", "variant",
-                    "sampler", "sampling_ratio", "two_phase", "base_lr", "selected", "select_on", "select_metric")
+                    "sampler", "sampling_ratio", "two_phase", "base_lr", "selected", "select_on", "select_metric",
+                    "diverged_at")
 SCORE_COLUMNS = ("iteration", "split", "thresholded", "metric", "class", "group", "value")
 TABLE_COLUMNS = IDENTITY_COLUMNS + SCORE_COLUMNS
 BOOLEAN_COLUMNS = ("two_phase", "selected", "thresholded")
-NUMERIC_COLUMNS = ("mu", "n_minority", "rho", "seed", "sampling_ratio", "base_lr", "iteration", "class", "value")
+NUMERIC_COLUMNS = ("mu", "n_minority", "rho", "seed", "sampling_ratio", "base_lr", "iteration", "class", "value",
+                   "diverged_at")
 TEXT_COLUMNS = ("select_on", "select_metric")
 # One training run: a learning-rate search has several runs (variants) per (dataset, profile, seed, method).
 RUN_COLUMNS = ("dataset", "profile", "seed", "method", "variant")
@@ -156,9 +158,19 @@ def _methods_wanted(methods) -> list[str] | None:
 
 def _selected(table: pd.DataFrame, figure: str, *, methods=None, datasets=None,
               imbalance: str | None = None) -> pd.DataFrame:
-    """The selected rows of the wanted datasets, kind of imbalance and methods (all when None)."""
+    """The selected rows of the wanted datasets, kind of imbalance and methods (all when None).
+
+    Runs that diverged are never selected; those of the figure's datasets, imbalance and methods are
+    named in ``rows.attrs["diverged"]``, for its title to say they were left out.
+    """
     rows = normalize_scores(table, figure)
+    wanted = (rows["dataset"].isin([datasets] if isinstance(datasets, str) else datasets) if datasets else True) \
+        & ((rows["imbalance"] == imbalance) if imbalance is not None else True) \
+        & (rows["method"].isin(_methods_wanted(methods)) if methods else True)
+    diverged = rows[wanted & rows["diverged_at"].notna()].drop_duplicates(list(RUN_COLUMNS))
     rows = _keep(rows, figure, lambda r: r["selected"], "selected = True")
+    rows.attrs["diverged"] = [f"{run.dataset}/{run.profile}/seed{run.seed}/{run.variant} at iteration "
+                              f"{int(run.diverged_at)}" for run in diverged.itertuples()]
     if datasets:
         datasets = [datasets] if isinstance(datasets, str) else list(datasets)
         rows = _keep(rows, figure, lambda r: r["dataset"].isin(datasets), f"dataset in {datasets}", "dataset")
