@@ -7,8 +7,9 @@ import torch
 from imbalance_study import bundles, logs
 
 log = logs.to_file(snakemake.log[0])
+bundles.exit_with_parent()
 torch.set_num_threads(snakemake.threads)
 bundles.run_bundle(snakemake.params.members, dataset_path=snakemake.input.dataset,
-                   scores_path=snakemake.output.scores, runs_path=snakemake.output.runs,
+                   indices_path=snakemake.input.indices, scores_path=snakemake.output.scores, runs_path=snakemake.output.runs,
                    device=snakemake.params.device, stack=snakemake.params.stack,
                    scoring_settings=snakemake.params.scoring, threads=snakemake.threads)

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -78,3 +79,96 @@ def test_sigkill_mid_run_then_rerun_is_bit_identical(tmp_path, engine):
         resumed = torch.load(rundir.checkpoint_path(tmp_path / "killed", iteration), weights_only=True)["model"]
         assert all(torch.equal(expected[name], resumed[name]) for name in expected)
     assert not list((tmp_path / "killed").rglob(f"{TEMPORARY_PREFIX}*")), "a temporary file was left under the run"
+
+
+def hold_run_dir(run_dir):
+    """Another process that holds the run directory (as a job of an earlier workflow still running)."""
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import time
+        from imbalance_study import rundir
+        with rundir.exclusive({str(run_dir)!r}):
+            print("held", flush=True)
+            time.sleep(120)
+    """)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_a_second_writer_stops_naming_the_process_that_holds_the_run(tmp_path, monkeypatch):
+    from imbalance_study import rundir
+
+    from .test_stacked import bundle_job
+
+    run_dir = tmp_path / "job" / "results/runs/digits/step-mu0.5-rho5/seed2/over"
+    holder = hold_run_dir(run_dir)
+    try:
+        with pytest.raises(rundir.RunLockedError, match=rf"seed2/over is being written by process {holder.pid} "):
+            bundle_job(tmp_path / "job", monkeypatch, "cpu", "never")
+        assert not (run_dir / "run.json").exists() and not (run_dir / "checkpoints").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    # The lock died with its process: the job runs now.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "job").rename(tmp_path / "first")
+    timings, scores = bundle_job(tmp_path / "job", monkeypatch, "cpu", "never")
+    assert timings["runs"] == 4 and (run_dir / "run.json").exists()
+
+
+@pytest.mark.workflow
+def test_a_training_job_ends_when_snakemake_is_killed(tmp_path):
+    """SIGKILL to Snakemake (a closed laptop lid, an OOM kill): its training job stops within seconds
+    instead of training on re-parented to init beside the next run's job."""
+    import yaml
+
+    from .test_workflow import REPO
+
+    config = {"datasets": {"digits": {"source": "sklearn_digits", "train_per_class": 40, "test_per_class": 20,
+                                      "model": "digits_cnn", "protocol": "long"}},
+              "protocols": {"long": {"iterations": 100_000, "batch_size": 16, "lr": 0.02, "resume_every": 200}},
+              "methods": {"baseline": {"sampler": "none"}},
+              "study": {"datasets": ["digits"], "seeds": [1], "methods": ["baseline"],
+                        "profiles": {"step": {"mu": [0.5], "rho": [10]}}}}
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(config))
+    workflow = subprocess.Popen([str(Path(sys.executable).parent / "snakemake"), "--snakefile", str(REPO / "Snakefile"),
+                                 "--directory", str(tmp_path), "--configfile", str(tmp_path / "study.yaml"),
+                                 "--cores", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    resume = tmp_path / "results/runs/digits/step-mu0.5-rho10/seed1/baseline/resume.pt"
+    deadline = time.monotonic() + 180
+    while not resume.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert resume.exists(), "training never started"
+    job = next(int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()
+               and _ppid(entry) == workflow.pid and b"train_bundle" in _cmdline(entry))
+    os.kill(workflow.pid, signal.SIGKILL)
+    workflow.wait()
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{job}").exists() and _state(job) != "Z" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    alive = Path(f"/proc/{job}").exists() and _state(job) != "Z"
+    if alive:
+        os.kill(job, signal.SIGKILL)
+    assert not alive, "the training job kept running after Snakemake was killed"
+    log = (tmp_path / "logs/train_bundle/digits/step-mu0.5-rho10/bundle00-1runs.log").read_text()
+    assert "is gone; stopping" in log
+
+
+def _ppid(entry: Path) -> int:
+    try:
+        return int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return -1
+
+
+def _cmdline(entry: Path) -> bytes:
+    try:
+        return (entry / "cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"

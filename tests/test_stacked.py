@@ -218,6 +218,7 @@ def bundle_job(workdir, monkeypatch, device, stack, **protocol):
     import pandas as pd
 
     from imbalance_study import config, datasets, plan, sampling, source_facts
+    from imbalance_study.atomic import write_json
 
     settings = copy.deepcopy(JOB_CONFIG)
     settings["protocols"]["digits"].update(protocol)
@@ -225,14 +226,16 @@ def bundle_job(workdir, monkeypatch, device, stack, **protocol):
     study = plan.resolve(settings)
     (bundle,) = study.bundles
     cell = study.cell("digits", bundle.profile.name)
-    workdir.mkdir(parents=True)
+    workdir.mkdir(parents=True, exist_ok=True)
     monkeypatch.chdir(workdir)
     dataset_path = study.datasets["digits"].path
     dataset = datasets.prepare("digits", source_facts.content_settings(settings["datasets"]["digits"]), dataset_path)
-    sampling.write_index_files(dataset.train_labels, cell.profile, 40, cell.seeds, "random", cell.index_files,
-                               cell.index_paths(), cell.context)
-    timings = bundles.run_bundle(bundle.members(), dataset_path, "scores.csv", "runs.json", device=device,
-                                 stack=stack, scoring_settings=settings["scoring"])
+    manifest = sampling.write_index_files(dataset.train_labels, cell.profile, 40, cell.seeds, "random",
+                                          cell.index_files, cell.index_paths(), cell.context)
+    write_json(plan.INDICES.format(dataset="digits", profile=cell.profile.name), manifest)
+    timings = bundles.run_bundle(bundle.members(), dataset_path, plan.INDICES.format(dataset="digits",
+                                 profile=cell.profile.name), "scores.csv", "runs.json", device=device, stack=stack,
+                                 scoring_settings=settings["scoring"])
     return timings, pd.read_csv("scores.csv")
 
 
@@ -285,3 +288,25 @@ def test_a_job_marks_the_runs_that_diverged(tmp_path, monkeypatch):
     assert len(marker) == 4 and marker["diverged_at"].tolist() == marker["iteration"].tolist()
     assert scores["diverged_at"].notna().all() and (scores["iteration"] <= scores["diverged_at"]).all()
     assert not selection.mark_selected(scores)["selected"].any()
+
+
+def test_an_edited_index_file_is_refused_before_training(tmp_path, monkeypatch):
+    """An index file changed after its indices job wrote it (still in the pool's range, so it would
+    load) is refused: the job checks each file against the sha256 in indices.json."""
+    import copy
+
+    from imbalance_study import config, plan
+    from imbalance_study.atomic import write_npy
+
+    bundle_job(tmp_path / "job", monkeypatch, "cpu", "never")
+    settings = copy.deepcopy(JOB_CONFIG)
+    config.validate(settings)
+    (bundle,) = plan.resolve(settings).bundles
+    path = bundle.runs[1].index_path()
+    edited = np.load(path)
+    edited[0] = edited[-1]  # another example of the pool
+    write_npy(path, edited)
+    with pytest.raises(bundles.IndexFileChanged, match=rf"{path}: not the index file its indices job wrote"):
+        bundles.run_bundle(bundle.members(), "results/datasets/digits.h5",
+                           plan.INDICES.format(dataset="digits", profile=bundle.profile.name), "again.csv", "again.json",
+                           device="cpu", stack="never", scoring_settings=settings["scoring"])

@@ -288,3 +288,55 @@ def test_a_diverging_run_stops_and_its_manifest_says_when(tmp_path, caplog):
     assert "diverged at iteration 10" in caplog.text
     sound = train(spec(), images, labels, np.arange(len(labels)), tmp_path / "sound")
     assert sound["diverged"] is None and [c["iteration"] for c in sound["checkpoints"]] == [20, 60]
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 256 KiB file system (tmpfs, mounted as root, as CI runs): writes to it run out of space."""
+    import os
+    import subprocess
+
+    folder = tmp_path / "small"
+    folder.mkdir()
+    mounted = os.geteuid() == 0 and subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(folder)],
+                                                   capture_output=True).returncode == 0
+    if not mounted:
+        if os.environ.get("CI"):
+            pytest.fail("CI runs as root and must test a full disk on a small tmpfs")
+        pytest.skip("mounting a small tmpfs needs root")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_full_disk_is_named_and_leaves_nothing_half_written(full_disk):
+    """torch.save, numpy and h5py each fail in their own words on a full disk; the message says what
+    happened and where, and no partial file is left behind."""
+    import h5py
+
+    from imbalance_study.atomic import DiskFullError, atomic_path, write_npy
+
+    big = {"model": {"weight": torch.zeros(100_000)}}  # 400 KB: more than the disk
+    with pytest.raises(DiskFullError, match=rf"no space left on device while writing {full_disk}/checkpoint\.pt"):
+        rundir.save(big, full_disk / "checkpoint.pt")
+    with pytest.raises(DiskFullError, match=rf"no space left on device while writing {full_disk}/state\.pt"):
+        with atomic_path(full_disk / "state.pt") as temporary:  # torch.save itself: "basic_ios::clear"
+            torch.save(big, temporary)
+    with pytest.raises(DiskFullError, match=rf"no space left on device while writing {full_disk}/indices\.npy"):
+        write_npy(full_disk / "indices.npy", np.zeros(100_000))
+    with pytest.raises(DiskFullError, match=rf"no space left on device while writing {full_disk}/predictions\.h5"):
+        with atomic_path(full_disk / "predictions.h5") as temporary, h5py.File(temporary, "w") as handle:
+            handle.create_dataset("log_probs", data=np.random.default_rng(0).random(100_000))
+    assert list(full_disk.iterdir()) == []
+    # The check before a save is there: the disk is not even written to when the state cannot fit.
+    (full_disk / "filler").write_bytes(b"x" * 200_000)
+    with pytest.raises(DiskFullError, match="resume.pt"):
+        rundir.save({"model": {"weight": torch.zeros(20_000)}}, full_disk / "run" / "resume.pt")
+    assert not list((full_disk / "run").iterdir())
+
+
+def test_a_batch_larger_than_the_training_set_is_recorded(tmp_path):
+    images, labels = tiny_data()
+    manifest = train(spec(), images, labels, np.arange(6), tmp_path / "small")
+    assert manifest["warnings"] == ["the training set has 6 examples, fewer than a batch (8): every batch repeats "
+                                    "examples"]
+    assert train(spec(), images, labels, np.arange(len(labels)), tmp_path / "large")["warnings"] == []

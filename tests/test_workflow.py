@@ -228,3 +228,13 @@ def test_lint_is_clean():
     result = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "--lint"], cwd=REPO,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "Lints for" not in result.stdout, result.stdout + result.stderr
+
+
+def test_a_figure_the_study_does_not_draw_is_named_with_those_it_does(tmp_path):
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(TINY))
+    result = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "--snakefile", str(REPO / "Snakefile"),
+                             "--directory", str(tmp_path), "--configfile", str(tmp_path / "study.yaml"), "-n",
+                             "figures/fig99.pdf"], capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert ("figures/fig99: not a figure this study draws (it draws fig3, fig5, fig8); the figures there are "
+            "fig3, fig4, fig5, fig6, fig7, fig8, dynamics, table4") in result.stdout + result.stderr

@@ -1,11 +1,14 @@
-"""Write files so that a killed job never leaves a truncated file under its final name."""
+"""Write files so that a killed job never leaves a truncated file under its final name, and a full disk
+is reported as one, naming the file."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Iterator
 
@@ -29,8 +32,41 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with open(temporary, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(temporary, final)
+    except Exception as error:
+        # Libraries say a full disk in their own words (PyTorch: "basic_ios::clear: iostream error";
+        # h5py: "Can't write data"): the space left, read before the partial file is removed, tells.
+        if out_of_space(error, final.parent):
+            raise DiskFullError(final) from error
+        raise
     finally:
         temporary.unlink(missing_ok=True)
+
+
+# Less free space than this after a failed write: the write failed for want of space.
+NEARLY_FULL_BYTES = 1 << 20
+
+
+class DiskFullError(OSError):
+    def __init__(self, path: Path):
+        free = shutil.disk_usage(Path(path).parent).free
+        super().__init__(errno.ENOSPC, f"no space left on device while writing {path} ({free:,} bytes free)")
+
+
+def out_of_space(error: BaseException, folder: Path) -> bool:
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        return True
+    try:
+        return shutil.disk_usage(folder).free < NEARLY_FULL_BYTES
+    except OSError:
+        return False
+
+
+def ensure_space(path: str | os.PathLike, needed: int) -> None:
+    """Refuse a write of about ``needed`` bytes at ``path`` that cannot fit, before anything is written."""
+    folder = Path(path).parent
+    folder.mkdir(parents=True, exist_ok=True)
+    if shutil.disk_usage(folder).free < needed + NEARLY_FULL_BYTES:
+        raise DiskFullError(Path(path))
 
 
 def write_json(path: str | os.PathLike, payload: object) -> None:

@@ -14,8 +14,12 @@ force the choice; models with batch normalisation always train one at a time.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -36,8 +40,39 @@ def choose_engine(stack: str, device, model, in_memory: bool) -> str:
     return training.ENGINE
 
 
-def run_bundle(members: list[dict], dataset_path: str, scores_path: str, runs_path: str, device: str,
-               stack: str, scoring_settings: dict, threads: int = 1) -> dict:
+def exit_with_parent(every: float = 2.0) -> None:
+    """End this process when the one that started it (Snakemake) dies, instead of training on as an
+    orphan beside the next run's job: a thread checks every ``every`` seconds."""
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(every)
+        log.error("the process that started this job (%d) is gone; stopping (the run resumes from its last "
+                  "saved state when the workflow runs again)", parent)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def run_bundle(members: list[dict], dataset_path: str, indices_path: str, scores_path: str, runs_path: str,
+               device: str, stack: str, scoring_settings: dict, threads: int = 1) -> dict:
+    """Train and score the bundle's runs, each run directory held by this process alone (``rundir.exclusive``)."""
+    from . import rundir
+
+    with contextlib.ExitStack() as held:
+        for member in members:
+            held.enter_context(rundir.exclusive(member["run_dir"]))
+        return _run_bundle(members, dataset_path, indices_path, scores_path, runs_path, device, stack,
+                           scoring_settings, threads)
+
+
+class IndexFileChanged(ValueError):
+    """An index file is not the one its indices job wrote."""
+
+
+def _run_bundle(members: list[dict], dataset_path: str, indices_path: str, scores_path: str, runs_path: str,
+                device: str, stack: str, scoring_settings: dict, threads: int) -> dict:
     """Train and score the bundle's runs; write ``scores_path`` (all their score rows) and
     ``runs_path`` (each run's directory, fingerprint and timings). Returns the timings.
 
@@ -52,9 +87,15 @@ def run_bundle(members: list[dict], dataset_path: str, scores_path: str, runs_pa
     dataset = datasets.load(dataset_path)
     pool_size = len(dataset.train_labels)
     loaded: dict[str, np.ndarray] = {}  # the runs of one seed share the imbalanced set, often their index file too
+    written = {entry["path"]: entry["sha256"] for files in json.loads(Path(indices_path).read_text()).values()
+               for entry in files.values()}
 
     def indices_at(path: str) -> np.ndarray:
         if path not in loaded:
+            if file_sha256(path) != written.get(path):
+                raise IndexFileChanged(f"{path}: not the index file its indices job wrote (its sha256 differs from "
+                                       f"the one in {indices_path}); it was changed since: run `snakemake "
+                                       f"--forcerun indices` to draw the index files again")
             loaded[path] = imbalance.load_indices(path, pool_size)
         return loaded[path]
 
@@ -69,6 +110,8 @@ def run_bundle(members: list[dict], dataset_path: str, scores_path: str, runs_pa
             "index_file": Path(index_path).name, "index_sha256": file_sha256(index_path),
             "dataset_sha256": dataset.digest}))
         imbalanced_sets.append(indices_at(member["imbalanced_path"]))
+        for warning in trainees[-1].warnings:
+            log.warning("%s: %s", member["run_dir"], warning)
     first = trainees[0].run
     in_memory = dataset.kind != "image_folder"
     probe_model = models.build(first.model, dataset.n_classes, dataset.image_shape, first.model_options)

@@ -60,6 +60,16 @@ class Trainee:
     def fingerprint(self) -> str:
         return rundir.fingerprint(self.run.fingerprint_settings(), self.fingerprint_inputs)
 
+    @property
+    def warnings(self) -> list[str]:
+        """What the run's result should be read with: a batch larger than its training set repeats
+        examples within every batch (an undersampled set at a high rho)."""
+        batch_size = self.run.protocol.batch_size
+        if len(self.indices) < batch_size:
+            return [f"the training set has {len(self.indices)} examples, fewer than a batch ({batch_size}): "
+                    f"every batch repeats examples"]
+        return []
+
     def finished(self) -> dict | None:
         """The manifest when the run is already trained with these settings and inputs."""
         return rundir.finished_manifest(self.manifest_path, self.fingerprint)
@@ -94,7 +104,7 @@ class Trainee:
             "fingerprint": self.fingerprint, "spec": self.run.fingerprint_settings(), "inputs": self.fingerprint_inputs,
             "training_examples": int(len(self.indices)), "trained_layers": trained_layers,
             "epochs_started": epochs_started, "train_seconds": round(train_seconds, 3), "engine": engine,
-            "device": str(device), "diverged": diverged}, checkpoints)
+            "device": str(device), "diverged": diverged, "warnings": self.warnings}, checkpoints)
 
 
 def save_points(protocol: Protocol, log_every: int) -> list[int]:

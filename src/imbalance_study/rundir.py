@@ -5,6 +5,8 @@
                                  so Snakemake never deletes it when a job fails); removed once the
                                  run is complete
     run.json                     the manifest, written last: its presence means the run is complete
+    .lock                        held (an OS file lock) by the one process that trains or scores the
+                                 run; it names that process
 
 Every state file carries the run's fingerprint (its settings, the index file and the dataset), so a
 rerun with other settings starts afresh instead of resuming from stale state.
@@ -12,19 +14,52 @@ rerun with other settings starts afresh instead of resuming from stale state.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import logging
+import os
 import platform
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from .atomic import TEMPORARY_PREFIX, atomic_path, file_sha256, write_json
+from .atomic import TEMPORARY_PREFIX, atomic_path, ensure_space, file_sha256, write_json
 from .provenance import TRAINING, software_versions
 
 log = logging.getLogger(__name__)
+
+
+class RunLockedError(RuntimeError):
+    """Another process is writing the run."""
+
+
+@contextlib.contextmanager
+def exclusive(run_dir: Path):
+    """Hold the run directory for this process alone while the block runs: a second writer (a job
+    started again while a killed workflow's job still runs) stops at once, naming the process that
+    holds it. The lock is the operating system's (``flock``): it dies with its process."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(run_dir / ".lock", "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise RunLockedError(f"{run_dir} is being written by process {holder} (it holds {run_dir / '.lock'}); "
+                             f"let it finish or stop it, then run again") from None
+    try:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield
+    finally:
+        handle.close()
 
 
 def fingerprint(settings: dict, inputs: dict) -> str:
@@ -38,8 +73,21 @@ def checkpoint_path(run_dir: Path, iteration: int) -> Path:
 
 
 def save(payload: dict, path: Path) -> None:
+    """``torch.save`` atomically, after checking that the tensors fit on the disk."""
+    ensure_space(path, sum(tensor.nbytes for tensor in _tensors(payload)))
     with atomic_path(path) as temporary:
         torch.save(payload, temporary)
+
+
+def _tensors(value):
+    if isinstance(value, torch.Tensor):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _tensors(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _tensors(item)
 
 
 def _load_resume_state(path: Path, fingerprint_: str) -> dict | None:
@@ -103,6 +151,8 @@ def finished_manifest(manifest_path: str | Path, fingerprint_: str) -> dict | No
         return None
     for entry in manifest.get("checkpoints", []):
         if not Path(entry["path"]).exists() or file_sha256(entry["path"]) != entry["sha256"]:
+            log.warning("%s: checkpoint %s is %s; the run is trained again", manifest_path.parent, entry["path"],
+                        "missing" if not Path(entry["path"]).exists() else "not the one its manifest lists (sha256)")
             return None
     return manifest
 

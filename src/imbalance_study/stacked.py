@@ -28,7 +28,7 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from . import rundir
-from .atomic import atomic_path
+from .atomic import atomic_path, ensure_space
 from .batches import EpochShuffler
 from .devices import resolve_device, restore_rng_states, rng_states
 from .loop import Trainee, train_loop
@@ -120,6 +120,8 @@ class Stacked:
         # Every file is written under a temporary name first and all are renamed together at the
         # end, so that a kill almost never leaves the group's runs at different iterations. A network
         # that diverged keeps the files of its last good state.
+        weights = sum(tensor.nbytes for tensor in [*self.parameters.values(), *self.buffers.values()])
+        ensure_space(self.members[0].trainee.run_dir / "resume.pt", weights * (3 if checkpoint else 2))
         with contextlib.ExitStack() as renames:
             for position, member in enumerate(self.members):
                 if position in skip:

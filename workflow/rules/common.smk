@@ -21,7 +21,8 @@ wildcard_constraints:
     profile=r"[a-z]+-[^/]+",
     bundle=r"bundle\d+",
     n_runs=r"\d+",
-    figure="|".join(catalog.FIGURES),
+    # Any name, so that a figure this study does not draw gets a message listing those it does.
+    figure=r"[^/.]+",
 
 
 def dataset_of(wildcards):
@@ -49,8 +50,9 @@ def phase_one_bundles(wildcards):
 
 def figure_of(wildcards):
     if wildcards.figure not in FIGURES:
-        raise ValueError(f"figures/{wildcards.figure}: not drawn by this study; add it under figures: in the "
-                         f"config (this study draws {', '.join(FIGURES) or 'none'})")
+        raise ValueError(f"figures/{wildcards.figure}: not a figure this study draws (it draws "
+                         f"{', '.join(FIGURES) or 'none'}); the figures there are {', '.join(catalog.FIGURES)}, "
+                         f"each drawn when named under figures: in the config")
     return FIGURES[wildcards.figure]
 
 
