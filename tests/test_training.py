@@ -340,3 +340,14 @@ def test_a_batch_larger_than_the_training_set_is_recorded(tmp_path):
     assert manifest["warnings"] == ["the training set has 6 examples, fewer than a batch (8): every batch repeats "
                                     "examples"]
     assert train(spec(), images, labels, np.arange(len(labels)), tmp_path / "large")["warnings"] == []
+
+
+def test_a_run_whose_checkpoint_changed_is_trained_again_and_the_log_says_why(tmp_path, caplog):
+    images, labels = tiny_data()
+    first = train(spec(), images, labels, np.arange(len(labels)), tmp_path / "run")
+    changed = rundir.checkpoint_path(tmp_path / "run", 20)
+    changed.write_bytes(changed.read_bytes()[:-10])
+    with caplog.at_level("WARNING"):
+        again = train(spec(), images, labels, np.arange(len(labels)), tmp_path / "run")
+    assert f"checkpoint {changed} is not the one its manifest lists (sha256); the run is trained again" in caplog.text
+    assert again["checkpoints"] == first["checkpoints"]  # the same weights, trained again bit for bit
