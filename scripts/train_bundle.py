@@ -7,7 +7,7 @@ import torch
 from imbalance_study import bundles, logs
 
 log = logs.to_file(snakemake.log[0])
-bundles.exit_with_parent()
+bundles.exit_with_snakemake()
 torch.set_num_threads(snakemake.threads)
 bundles.run_bundle(snakemake.params.members, dataset_path=snakemake.input.dataset,
                    indices_path=snakemake.input.indices, scores_path=snakemake.output.scores, runs_path=snakemake.output.runs,

@@ -2,6 +2,7 @@
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -102,7 +103,8 @@ def test_a_second_writer_stops_naming_the_process_that_holds_the_run(tmp_path, m
     run_dir = tmp_path / "job" / "results/runs/digits/step-mu0.5-rho5/seed2/over"
     holder = hold_run_dir(run_dir)
     try:
-        with pytest.raises(rundir.RunLockedError, match=rf"seed2/over is being written by process {holder.pid} "):
+        with pytest.raises(rundir.RunLockedError,
+                           match=rf"seed2/over is being written by process {socket.gethostname()}:{holder.pid} "):
             bundle_job(tmp_path / "job", monkeypatch, "cpu", "never")
         assert not (run_dir / "run.json").exists() and not (run_dir / "checkpoints").exists()
     finally:
@@ -138,8 +140,9 @@ def test_a_training_job_ends_when_snakemake_is_killed(tmp_path):
     while not resume.exists() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert resume.exists(), "training never started"
-    job = next(int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()
-               and _ppid(entry) == workflow.pid and b"train_bundle" in _cmdline(entry))
+    job = next(int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()  # the Python process
+               and _descends(int(entry.name), workflow.pid) and b"train_bundle.py" in _cmdline(entry)
+               and Path(_cmdline(entry).split(b"\0")[0].decode()).name.startswith("python"))
     os.kill(workflow.pid, signal.SIGKILL)
     workflow.wait()
     deadline = time.monotonic() + 30
@@ -151,6 +154,14 @@ def test_a_training_job_ends_when_snakemake_is_killed(tmp_path):
     assert not alive, "the training job kept running after Snakemake was killed"
     log = (tmp_path / "logs/train_bundle/digits/step-mu0.5-rho10/bundle00-1runs.log").read_text()
     assert "is gone; stopping" in log
+
+
+def _descends(pid: int, ancestor: int) -> bool:
+    while pid > 1:
+        pid = _ppid(Path(f"/proc/{pid}"))
+        if pid == ancestor:
+            return True
+    return False
 
 
 def _ppid(entry: Path) -> int:

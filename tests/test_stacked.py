@@ -8,7 +8,10 @@ batch or momentum moves weights by more than 1e-3. In float32 the same compariso
 kernels a CPU picks (AVX-512 and AMX machines sum in another order), so no float32 tolerance is used.
 """
 
+import json
+
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -310,3 +313,59 @@ def test_an_edited_index_file_is_refused_before_training(tmp_path, monkeypatch):
         bundles.run_bundle(bundle.members(), "results/datasets/digits.h5",
                            plan.INDICES.format(dataset="digits", profile=bundle.profile.name), "again.csv", "again.json",
                            device="cpu", stack="never", scoring_settings=settings["scoring"])
+
+
+def test_a_network_that_diverged_is_finished_at_once_and_a_kill_later_does_not_train_it_again(tmp_path,
+                                                                                               monkeypatch):
+    runs = specs(iterations=40, checkpoints=[20, 40], resume_every=10)
+    indices = index_sets(len(runs), tiny_data()[1])
+    reference = at_once(tmp_path / "reference", runs, indices)
+    original, steps = stacked.Stacked.losses, {"count": 0}
+
+    def poisoned(self, inputs, targets):
+        steps["count"] += 1
+        losses = original(self, inputs, targets)
+        return losses * torch.tensor([1.0, float("nan"), 1.0, 1.0]) if steps["count"] > 25 else losses
+
+    monkeypatch.setattr(stacked.Stacked, "losses", poisoned)
+    # Saves of 4 resume states at 10, 4 checkpoints and 4 states at 20, 3 states at 30 (network 1
+    # diverged there): killed as the 16th file, at 40, starts.
+    interrupted_at_once(tmp_path / "killed", monkeypatch, runs, indices, failing_call=16)
+    diverged = tmp_path / "killed" / "stacked1" / "run.json"
+    first = diverged.read_text()
+    assert '"iteration": 30' in first and not (tmp_path / "killed" / "stacked0" / "run.json").exists()
+    monkeypatch.setattr(stacked.Stacked, "losses", original)
+    resumed = at_once(tmp_path / "killed", runs, indices)
+    assert diverged.read_text() == first and resumed[1]["diverged"]["iteration"] == 30
+    for position in (0, 2, 3):
+        for name, tensor in last_weights(reference[position]).items():
+            assert torch.equal(last_weights(resumed[position])[name], tensor), name
+
+
+def test_a_second_phase_whose_first_phase_diverged_is_marked_and_not_trained(tmp_path, monkeypatch):
+    import copy
+
+    from imbalance_study import config, datasets, plan, sampling, source_facts
+    from imbalance_study.atomic import write_json
+
+    settings = copy.deepcopy(JOB_CONFIG)
+    settings["methods"] = {"over": {"sampler": "over", "train": {"lr": 50.0}}, "twophase": {"two_phase": {"from": "over"}}}
+    settings["study"].update(methods=["over", "twophase"], seeds=[1])
+    config.validate(settings)
+    study = plan.resolve(settings)
+    cell = study.cells[0]
+    monkeypatch.chdir(tmp_path)
+    dataset = datasets.prepare("digits", source_facts.content_settings(settings["datasets"]["digits"]),
+                               study.datasets["digits"].path)
+    indices_path = plan.INDICES.format(dataset="digits", profile=cell.profile.name)
+    write_json(indices_path, sampling.write_index_files(dataset.train_labels, cell.profile, 40, cell.seeds, "random",
+                                                        cell.index_files, cell.index_paths(), cell.context))
+    for number, bundle in enumerate(study.bundles):
+        bundles.run_bundle(bundle.members(), study.datasets["digits"].path, indices_path, f"scores{number}.csv",
+                           f"runs{number}.json", device="cpu", stack="never", scoring_settings=settings["scoring"])
+    (second,) = study.bundles[1].runs
+    manifest = json.loads((tmp_path / second.directory / "run.json").read_text())
+    assert manifest["diverged"]["reason"].startswith("its first phase diverged at iteration")
+    assert manifest["checkpoints"] == [] and manifest["train_seconds"] == 0
+    rows = pd.read_csv(tmp_path / "scores1.csv")
+    assert rows["metric"].tolist() == ["diverged"] and rows["diverged_at"].tolist() == [0]

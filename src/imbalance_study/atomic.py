@@ -32,10 +32,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with open(temporary, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(temporary, final)
-    except Exception as error:
+    except (OSError, RuntimeError) as error:
         # Libraries say a full disk in their own words (PyTorch: "basic_ios::clear: iostream error";
         # h5py: "Can't write data"): the space left, read before the partial file is removed, tells.
-        if out_of_space(error, final.parent):
+        if not isinstance(error, DiskFullError) and out_of_space(error, final.parent):
             raise DiskFullError(final) from error
         raise
     finally:
@@ -53,7 +53,7 @@ class DiskFullError(OSError):
 
 
 def out_of_space(error: BaseException, folder: Path) -> bool:
-    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
         return True
     try:
         return shutil.disk_usage(folder).free < NEARLY_FULL_BYTES

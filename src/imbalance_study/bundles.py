@@ -30,6 +30,18 @@ from .atomic import file_sha256, write_json
 log = logging.getLogger(__name__)
 
 
+def _inherit_divergence(trainee, device) -> dict:
+    """A second phase whose first phase diverged has nothing to start from: it is not trained, and is
+    marked as diverged with it."""
+    first = trainee.phase_one["diverged"]
+    log.warning("%s: its first phase diverged at iteration %d; not trained", trainee.run_dir, first["iteration"])
+    return trainee.finished() or trainee.write_manifest(
+        trained_layers=[], epochs_started=0, train_seconds=0.0, engine={"name": "none", "networks_at_once": 0},
+        device=device, diverged={"iteration": 0, "loss": None,
+                                 "reason": f"its first phase diverged at iteration {first['iteration']} "
+                                           f"({first['reason']})"})
+
+
 def choose_engine(stack: str, device, model, in_memory: bool) -> str:
     from . import stacked, training
 
@@ -40,19 +52,51 @@ def choose_engine(stack: str, device, model, in_memory: bool) -> str:
     return training.ENGINE
 
 
-def exit_with_parent(every: float = 2.0) -> None:
-    """End this process when the one that started it (Snakemake) dies, instead of training on as an
-    orphan beside the next run's job: a thread checks every ``every`` seconds."""
-    parent = os.getppid()
+def _parent_of(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def snakemake_ancestor() -> int | None:
+    """The nearest process above this one that runs Snakemake (on a cluster node, the one there),
+    whatever shell stands between; None where /proc cannot tell."""
+    pid = os.getppid()
+    while pid > 1:
+        try:
+            words = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:3]
+        except OSError:
+            return None
+        if any(Path(word.decode(errors="replace")).name == "snakemake" for word in words):
+            return pid
+        pid = _parent_of(pid)
+    return None
+
+
+def exit_with_snakemake(every: float = 2.0) -> None:
+    """End this process when the Snakemake that started it dies, instead of training on as an orphan
+    beside the next run's job: a thread checks every ``every`` seconds that it, and this process's
+    parent, live on."""
+    snakemake, parent = snakemake_ancestor(), os.getppid()
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
 
     def watch():
-        while os.getppid() == parent:
+        while os.getppid() == parent and (snakemake is None or alive(snakemake)):
             time.sleep(every)
-        log.error("the process that started this job (%d) is gone; stopping (the run resumes from its last "
-                  "saved state when the workflow runs again)", parent)
+        log.error("the Snakemake process that started this job (%s) is gone; stopping (the run resumes from its "
+                  "last saved state when the workflow runs again)", snakemake or parent)
         os.kill(os.getpid(), signal.SIGTERM)
 
-    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+    threading.Thread(target=watch, name="exit-with-snakemake", daemon=True).start()
 
 
 def run_bundle(members: list[dict], dataset_path: str, indices_path: str, scores_path: str, runs_path: str,
@@ -118,14 +162,19 @@ def _run_bundle(members: list[dict], dataset_path: str, indices_path: str, score
     engine = choose_engine(stack, torch_device, probe_model, in_memory)
     log.info("%s/%s: %d runs, engine %s on %s", first.dataset, first.profile.name, len(trainees), engine, torch_device)
     started = time.perf_counter()
+    manifests = {position: _inherit_divergence(trainee, torch_device) for position, trainee in enumerate(trainees)
+                 if trainee.phase_one is not None and trainee.phase_one.get("diverged")}
+    to_train = [position for position in range(len(trainees)) if position not in manifests]
     # The pool goes to the device once for all the job's runs; image folders are decoded per batch.
     pool = batches.TensorBatches(dataset.train_images, dataset.train_labels, torch_device) if in_memory else None
     if engine == stacked.ENGINE:
-        manifests = stacked.train_stacked(trainees, pool, dataset.n_classes, device)
+        trained = stacked.train_stacked([trainees[position] for position in to_train], pool, dataset.n_classes, device)
     else:
-        manifests = [training.train(trainee, pool or batches.ImageFolderBatches(
-                         dataset, trainee.run.init_seed(), torch_device, threads=max(1, threads)),
-                         dataset.n_classes, device) for trainee in trainees]
+        trained = [training.train(trainees[position], pool or batches.ImageFolderBatches(
+                       dataset, trainees[position].run.init_seed(), torch_device, threads=max(1, threads)),
+                       dataset.n_classes, device) for position in to_train]
+    manifests.update(zip(to_train, trained))
+    manifests = [manifests[position] for position in range(len(trainees))]
     train_seconds = time.perf_counter() - started
     started = time.perf_counter()
     splits = scoring_settings["splits"]
@@ -133,7 +182,7 @@ def _run_bundle(members: list[dict], dataset_path: str, indices_path: str, score
     cache: dict = {}
     rows = []
     for trainee, manifest, imbalanced_set in zip(trainees, manifests, imbalanced_sets):
-        diverged = manifest["diverged"]
+        diverged = manifest.get("diverged")  # (absent from the manifests of earlier versions)
         identity = {**trainee.run.identity(dataset.n_classes), "diverged_at": diverged and diverged["iteration"]}
         if diverged:
             # Its scores before it diverged are kept, marked; this row says when, even with none before.

@@ -118,56 +118,68 @@ def save_points(protocol: Protocol, log_every: int) -> list[int]:
 class Divergence:
     """Which networks of a step have diverged, and when.
 
-    A network diverges when its loss or its weights are not finite at a stop, or when its loss stays
-    above ``CEILING`` times the loss of a uniform prediction (log K for K classes, about where training
-    starts) at ``PATIENCE`` stops in a row: such a run is not a result (a score at chance would read as
-    "this method fails"), so it is stopped, marked, and left out of figures and selection.
+    A network diverges when its loss or its weights are not finite at a stop (a log or save point),
+    or when its loss stays above ``CEILING`` times the loss of a uniform prediction (log K for K
+    classes, about where training starts) at ``PATIENCE`` stops in a row; it diverged at the first of
+    those. Such a run is not a result (a score at chance would read as "this method fails"): it is
+    stopped, marked, and left out of figures and selection. The count of stops above the ceiling is
+    part of the resume state (``state``), so a resumed run diverges where an uninterrupted one would.
     """
 
     CEILING = 10.0
     PATIENCE = 2
 
-    def __init__(self, n_networks: int, n_classes: int):
+    def __init__(self, n_classes: int, states: list[dict]):
         self.ceiling = self.CEILING * math.log(n_classes)
-        self.above = np.zeros(n_networks, dtype=int)
+        self.states = [dict(state) for state in states]  # per network: {"above": stops in a row, "since": first}
         self.at: dict[int, dict] = {}  # network -> {"iteration", "loss", "reason"}
 
     def check(self, iteration: int, losses: np.ndarray, finite_weights: np.ndarray) -> list[int]:
         """Record the networks that diverge at this stop; returns them."""
-        self.above = np.where(losses > self.ceiling, self.above + 1, 0)
         newly = []
-        for network, (loss, finite) in enumerate(zip(losses, finite_weights)):
+        for network, (loss, finite, state) in enumerate(zip(losses, finite_weights, self.states)):
             if network in self.at:
                 continue
-            reason = ("non-finite loss" if not math.isfinite(loss) else "non-finite weights" if not finite
-                      else f"loss above {self.ceiling:.3g} (10 x log K) at {self.PATIENCE} stops in a row"
-                      if self.above[network] >= self.PATIENCE else None)
-            if reason:
-                self.at[network] = {"iteration": iteration, "loss": float(loss), "reason": reason}
-                newly.append(network)
+            above = bool(loss > self.ceiling)
+            state.update(above=state["above"] + 1 if above else 0, since=(state["since"] or iteration) if above else None)
+            if not math.isfinite(loss) or not finite:
+                self.at[network] = {"iteration": iteration, "loss": float(loss),
+                                    "reason": "non-finite loss" if not math.isfinite(loss) else "non-finite weights"}
+            elif state["above"] >= self.PATIENCE:
+                self.at[network] = {"iteration": state["since"], "loss": float(loss),
+                                    "reason": f"loss above {self.ceiling:.3g} (10 x log K) at {self.PATIENCE} stops "
+                                              f"in a row, from iteration {state['since']}"}
+            else:
+                continue
+            newly.append(network)
         return newly
 
     @property
     def all(self) -> bool:
-        return len(self.at) == len(self.above)
+        return len(self.at) == len(self.states)
+
+
+FRESH = {"above": 0, "since": None}  # the divergence watch of a run that starts afresh
 
 
 def train_loop(engine, protocol: Protocol, start: int, device: torch.device, log_every: int, what: str,
-               n_classes: int) -> tuple[float, dict[int, dict]]:
+               n_classes: int) -> float:
     """Train from iteration ``start`` to the protocol's end, or until every network diverged; returns
-    the seconds it took and the networks that diverged (``Divergence.at``).
+    the seconds it took.
 
-    ``engine`` supplies ``optimizer``; ``draw(steps)`` (the batch indices of the next steps, copied to
-    the device in one piece); ``batch(step, iteration)`` -> (inputs, targets); ``losses(inputs,
-    targets)`` -> one loss per network; ``finite()`` -> whether each network's weights are finite;
-    ``save(iteration, checkpoint, seconds, skip)`` (``skip``: networks that diverged, whose state is
-    not written); ``describe(losses)`` for the log. The losses of K networks are summed: each network's
+    ``engine`` supplies ``optimizer``; ``divergence`` (each network's watch state, ``FRESH`` or as
+    resumed); ``draw(steps)`` (the batch indices of the next steps, copied to the device in one
+    piece); ``batch(step, iteration)`` -> (inputs, targets); ``losses(inputs, targets)`` -> one loss
+    per network; ``finite()`` -> whether each network's weights are finite; ``diverged(network,
+    record, seconds)``, told at once when a network diverges (it is then finished: its manifest is
+    written); ``save(iteration, checkpoint, seconds, watch)`` (networks in ``watch.at`` are not
+    saved); ``describe(losses)`` for the log. The losses of K networks are summed: each network's
     parameters get their own gradient, so one network's divergence leaves the others as they were.
     """
     stops = save_points(protocol, log_every)
-    watch = None
+    watch = Divergence(n_classes, engine.divergence)
     iteration, elapsed, started = start, 0.0, time.perf_counter()
-    while iteration < protocol.iterations:
+    while iteration < protocol.iterations and not watch.all:
         stop = next(point for point in stops if point > iteration)
         engine.draw(stop - iteration)
         for step in range(stop - iteration):
@@ -180,18 +192,16 @@ def train_loop(engine, protocol: Protocol, start: int, device: torch.device, log
             engine.optimizer.step()
         iteration = stop
         values = losses.detach().float().reshape(-1).cpu().numpy()  # one read of the device per stop
-        watch = watch or Divergence(len(values), n_classes)
+        now = time.perf_counter()
         for network in watch.check(iteration, values, engine.finite()):
             log.warning("%s: network %d diverged at iteration %d (%s); it is stopped and left out of figures "
-                        "and selection", what, network, iteration, watch.at[network]["reason"])
+                        "and selection", what, network, watch.at[network]["iteration"], watch.at[network]["reason"])
+            engine.diverged(network, watch.at[network], elapsed + now - started)
         if iteration % log_every == 0 or iteration == protocol.iterations:
-            log.info("%s: iteration %d, %s, lr %.6f", what, iteration, engine.describe(losses.detach()),
+            log.info("%s: iteration %d, %s, lr %.6f", what, iteration, engine.describe(values, watch.at),
                      protocol.learning_rate(iteration - 1))
-        if watch.all:
-            break
         checkpoint = iteration in protocol.checkpoints
-        if checkpoint or iteration % protocol.resume_every == 0:
-            now = time.perf_counter()
+        if not watch.all and (checkpoint or iteration % protocol.resume_every == 0):
             elapsed, started = elapsed + now - started, now
-            engine.save(iteration, checkpoint, elapsed, skip=set(watch.at))
-    return elapsed + time.perf_counter() - started, (watch.at if watch else {})
+            engine.save(iteration, checkpoint, elapsed, watch)
+    return elapsed + time.perf_counter() - started

@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import platform
+import socket
 from pathlib import Path
 
 import torch
@@ -52,10 +53,13 @@ def exclusive(run_dir: Path):
         handle.close()
         raise RunLockedError(f"{run_dir} is being written by process {holder} (it holds {run_dir / '.lock'}); "
                              f"let it finish or stop it, then run again") from None
+    except OSError as error:  # a file system without flock (some cluster mounts): no lock to take
+        log.warning("cannot lock %s (%s): nothing stops a second job from writing the run at the same time",
+                    run_dir, error)
     try:
         handle.seek(0)
         handle.truncate()
-        handle.write(f"{os.getpid()}\n")
+        handle.write(f"{socket.gethostname()}:{os.getpid()}\n")
         handle.flush()
         yield
     finally:

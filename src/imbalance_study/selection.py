@@ -31,7 +31,6 @@ def mark_selected(table: pd.DataFrame) -> pd.DataFrame:
     table.loc[diverged, "selected"] = False
     select_on = table["select_on"].fillna("").astype(str)
     searched = table[(select_on != "") & ~diverged]
-    table.loc[(select_on != "") & diverged, "selected"] = False
     if searched.empty:
         table["selected"] = table["selected"].astype(str).str.lower().eq("true")
         return table

@@ -31,7 +31,7 @@ from . import rundir
 from .atomic import atomic_path, ensure_space
 from .batches import EpochShuffler
 from .devices import resolve_device, restore_rng_states, rng_states
-from .loop import Trainee, train_loop
+from .loop import FRESH, Trainee, train_loop
 from .optim import make_optimizer, momentum_key
 
 log = logging.getLogger(__name__)
@@ -51,11 +51,18 @@ class _Started:
         self.trainee = trainee
         self.model = trainee.build_model(n_classes, input_shape)
         self.shuffler = EpochShuffler(trainee.indices, trainee.run.data_rng())
-        self.iteration, self.seconds, self.velocity, self.torch_rng = 0, 0.0, {}, None
+        self.iteration, self.seconds, self.velocity, self.torch_rng, self.divergence = 0, 0.0, {}, None, FRESH
         state = trainee.resume(ENGINE, self.model, self.shuffler)
         if state is not None:
-            self.iteration, self.seconds = state["iteration"], state["seconds"]
+            self.iteration, self.seconds, self.divergence = state["iteration"], state["seconds"], state["divergence"]
             self.velocity, self.torch_rng = state["velocity"], state["torch_rng"]
+
+    def write_manifest(self, seconds: float, networks: int, device: torch.device, diverged: dict | None = None) -> dict:
+        # train_seconds: the time of the whole stacked group, whose networks trained together.
+        return self.trainee.write_manifest(
+            trained_layers=list(self.model.output_layers) if self.trainee.phase_one is not None else "all",
+            epochs_started=self.shuffler.epoch + 1, train_seconds=self.seconds + seconds,
+            engine={"name": ENGINE, "networks_at_once": networks}, device=device, diverged=diverged)
 
 
 class Stacked:
@@ -92,7 +99,7 @@ class Stacked:
                         [member.velocity[name] for member in members]).to(device)
         if members[0].torch_rng is not None:
             restore_rng_states(members[0].torch_rng, device)
-        self.ahead = None
+        self.ahead, self.manifests = None, {}
 
     def draw(self, steps: int) -> None:
         batch_size = self.protocol.batch_size
@@ -111,20 +118,31 @@ class Stacked:
                               for tensor in self.trainable])
         return finite.all(dim=0).cpu().numpy()
 
-    def describe(self, losses) -> str:
-        values = losses.cpu().numpy()
-        return (f"{len(self.members)} networks, loss mean {values.mean():.4f} (min {values.min():.4f}, "
-                f"max {values.max():.4f})")
+    @property
+    def divergence(self) -> list[dict]:
+        return [member.divergence for member in self.members]
 
-    def save(self, iteration: int, checkpoint: bool, seconds: float, skip=()) -> None:
+    def describe(self, losses: np.ndarray, diverged: dict) -> str:
+        healthy = np.delete(losses, list(diverged))
+        text = f"{len(self.members)} networks" + (f" ({len(diverged)} diverged)" if diverged else "")
+        if len(healthy):
+            text += f", loss mean {healthy.mean():.4f} (min {healthy.min():.4f}, max {healthy.max():.4f})"
+        return text
+
+    def diverged(self, network: int, record: dict, seconds: float) -> None:
+        """A network that diverged is finished at once (a kill later cannot make it train again); its
+        slice of the stack goes on computing, unread, until the group ends."""
+        self.manifests[network] = self.members[network].write_manifest(seconds, len(self.members), self.device, record)
+
+    def save(self, iteration: int, checkpoint: bool, seconds: float, watch) -> None:
         # Every file is written under a temporary name first and all are renamed together at the
         # end, so that a kill almost never leaves the group's runs at different iterations. A network
-        # that diverged keeps the files of its last good state.
+        # that diverged is finished: it has no more files.
         weights = sum(tensor.nbytes for tensor in [*self.parameters.values(), *self.buffers.values()])
         ensure_space(self.members[0].trainee.run_dir / "resume.pt", weights * (3 if checkpoint else 2))
         with contextlib.ExitStack() as renames:
             for position, member in enumerate(self.members):
-                if position in skip:
+                if position in watch.at:
                     continue
                 trainee = member.trainee
                 state = {name: tensor[position].detach().clone().cpu()
@@ -138,8 +156,8 @@ class Stacked:
                 temporary = renames.enter_context(atomic_path(trainee.run_dir / "resume.pt"))
                 torch.save({"engine": ENGINE, "fingerprint": trainee.fingerprint, "iteration": iteration,
                             "seconds": seconds + member.seconds, "model": state, "velocity": velocity,
-                            "shuffler": member.shuffler.state_dict(), "torch_rng": rng_states(self.device)},
-                           temporary)
+                            "shuffler": member.shuffler.state_dict(), "torch_rng": rng_states(self.device),
+                            "divergence": watch.states[position]}, temporary)
 
 
 def train_stacked(trainees: list[Trainee], batches, n_classes: int, device: str = "auto",
@@ -167,14 +185,9 @@ def train_stacked(trainees: list[Trainee], batches, n_classes: int, device: str 
     for start in sorted(by_iteration):
         group = [member for _, member in by_iteration[start]]
         engine = Stacked(group, batches, torch_device)
-        seconds, diverged = train_loop(engine, engine.protocol, start, torch_device, log_every,
-                                       f"{len(group)} stacked runs of {group[0].trainee.run_dir.parent.parent}",
-                                       n_classes)
+        seconds = train_loop(engine, engine.protocol, start, torch_device, log_every,
+                             f"{len(group)} stacked runs of {group[0].trainee.run_dir.parent.parent}", n_classes)
         for network, (position, member) in enumerate(by_iteration[start]):
-            # train_seconds: the time of the whole stacked group, whose networks trained together.
-            manifests[position] = member.trainee.write_manifest(
-                trained_layers=list(member.model.output_layers) if member.trainee.phase_one is not None else "all",
-                epochs_started=member.shuffler.epoch + 1, train_seconds=member.seconds + seconds,
-                engine={"name": ENGINE, "networks_at_once": len(group)}, device=torch_device,
-                diverged=diverged.get(network))
+            manifests[position] = engine.manifests.get(network) or member.write_manifest(seconds, len(group),
+                                                                                         torch_device)
     return [manifests[position] for position in range(len(trainees))]

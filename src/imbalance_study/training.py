@@ -17,7 +17,7 @@ from torch import nn
 from . import rundir
 from .batches import EpochShuffler
 from .devices import resolve_device, restore_rng_states, rng_states
-from .loop import Trainee, train_loop
+from .loop import FRESH, Trainee, train_loop
 from .optim import freeze_all_but, make_optimizer
 
 log = logging.getLogger(__name__)
@@ -39,12 +39,12 @@ class OneAtATime:
         self.model = model
         self.optimizer = make_optimizer(trainee.run.protocol, parameters)
         self.shuffler = EpochShuffler(trainee.indices, trainee.run.data_rng())
-        self.iteration, self.seconds, self.ahead = 0, 0.0, None
+        self.iteration, self.seconds, self.ahead, self.divergence, self.manifest = 0, 0.0, None, [FRESH], None
         state = trainee.resume(ENGINE, model, self.shuffler)
         if state is not None:
             self.optimizer.load_state_dict(state["optimizer"])
             restore_rng_states(state["torch_rng"], device)
-            self.iteration, self.seconds = state["iteration"], state["seconds"]
+            self.iteration, self.seconds, self.divergence = state["iteration"], state["seconds"], [state["divergence"]]
         model.train()
         if trainee.phase_one is not None:
             # Frozen layers keep their first-phase normalisation statistics too.
@@ -65,13 +65,22 @@ class OneAtATime:
     def losses(self, inputs, targets) -> torch.Tensor:
         return nn.functional.cross_entropy(self.model(inputs), targets)
 
-    def describe(self, losses) -> str:
-        return f"loss {losses.item():.4f}, epoch {self.shuffler.epoch}"
+    def describe(self, losses: np.ndarray, diverged: dict) -> str:
+        return f"loss {losses[0]:.4f}, epoch {self.shuffler.epoch}"
 
     def finite(self) -> np.ndarray:
         return np.array([all(bool(torch.isfinite(parameter).all()) for parameter in self.model.parameters())])
 
-    def save(self, iteration: int, checkpoint: bool, seconds: float, skip=()) -> None:
+    def diverged(self, network: int, record: dict, seconds: float) -> None:
+        self.manifest = self.write_manifest(seconds, record)
+
+    def write_manifest(self, seconds: float, diverged: dict | None = None) -> dict:
+        return self.trainee.write_manifest(
+            trained_layers=list(self.model.output_layers) if self.trainee.phase_one is not None else "all",
+            epochs_started=self.shuffler.epoch + 1, train_seconds=self.seconds + seconds,
+            engine={"name": ENGINE, "networks_at_once": 1}, device=self.device, diverged=diverged)
+
+    def save(self, iteration: int, checkpoint: bool, seconds: float, watch) -> None:
         trainee = self.trainee
         if checkpoint:
             rundir.save({"fingerprint": trainee.fingerprint, "iteration": iteration, "model": self.model.state_dict()},
@@ -79,7 +88,7 @@ class OneAtATime:
         rundir.save({"engine": ENGINE, "fingerprint": trainee.fingerprint, "iteration": iteration,
                      "seconds": self.seconds + seconds, "model": self.model.state_dict(),
                      "optimizer": self.optimizer.state_dict(), "shuffler": self.shuffler.state_dict(),
-                     "torch_rng": rng_states(self.device)}, trainee.run_dir / "resume.pt")
+                     "torch_rng": rng_states(self.device), "divergence": watch.states[0]}, trainee.run_dir / "resume.pt")
 
 
 def train(trainee: Trainee, batches, n_classes: int, device: str = "auto", log_every: int = 100) -> dict:
@@ -94,10 +103,6 @@ def train(trainee: Trainee, batches, n_classes: int, device: str = "auto", log_e
         return finished
     torch_device = resolve_device(device)
     engine = OneAtATime(trainee, batches, n_classes, torch_device)
-    protocol = trainee.run.protocol
-    seconds, diverged = train_loop(engine, protocol, engine.iteration, torch_device, log_every, str(trainee.run_dir),
-                                   n_classes)
-    return trainee.write_manifest(
-        trained_layers=list(engine.model.output_layers) if trainee.phase_one is not None else "all",
-        epochs_started=engine.shuffler.epoch + 1, train_seconds=engine.seconds + seconds,
-        engine={"name": ENGINE, "networks_at_once": 1}, device=torch_device, diverged=diverged.get(0))
+    seconds = train_loop(engine, trainee.run.protocol, engine.iteration, torch_device, log_every,
+                         str(trainee.run_dir), n_classes)
+    return engine.manifest or engine.write_manifest(seconds)

@@ -226,8 +226,8 @@ def caption(study, figure: Figure, settings: dict, runs) -> str:
              "standard deviation; the figure's title gives the number of repeats. Only the runs marked "
              "``selected`` in the score table are drawn (when a protocol searches learning rates, the title "
              "names the split the run was chosen on). A run that diverged (its loss or weights not finite, "
-             "or its loss above 10 times that of a uniform guess at two save points in a row) is stopped, "
-             "never selected and left out; the title names it.", "", "**For which config.**", ""]
+             "or its loss above 10 times that of a uniform guess at two log or save points in a row) is "
+             "stopped, never selected and left out; the title names it.", "", "**For which config.**", ""]
     lines += [f"- Dataset {_dataset_text(study, dataset)}." for dataset in datasets]
     lines += [figure.profiles(study, settings),
               f"- Methods: {', '.join(_method_text(study, method) for method in methods)}.",

@@ -151,8 +151,14 @@ def _selection_text(rows: pd.DataFrame) -> str:
     return text + (" (optimistic)" if "test" in splits else "")
 
 
+def _diverged_text(diverged: list[str]) -> str:
+    """The runs left out for diverging (``rows.attrs["diverged"]``), for a title; empty when none."""
+    if not diverged:
+        return ""
+    return (f"{len(diverged)} run{'s' if len(diverged) > 1 else ''} diverged and left out: "
+            f"{', '.join(diverged[:3])}{' ...' if len(diverged) > 3 else ''}")
+
+
 def _spread_text(rows: pd.DataFrame, *summaries: pd.DataFrame) -> str:
-    diverged = rows.attrs.get("diverged", [])
-    left_out = (f"; {len(diverged)} run{'s' if len(diverged) > 1 else ''} diverged and left out: "
-                f"{', '.join(diverged[:3])}{' ...' if len(diverged) > 3 else ''}") if diverged else ""
-    return f"(mean ± 1 sd over {_repeats(*summaries)}{_selection_text(rows)}{left_out})"
+    left_out = _diverged_text(rows.attrs.get("diverged", []))
+    return f"(mean ± 1 sd over {_repeats(*summaries)}{_selection_text(rows)}{'; ' + left_out if left_out else ''})"

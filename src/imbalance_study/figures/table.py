@@ -168,9 +168,12 @@ def _selected(table: pd.DataFrame, figure: str, *, methods=None, datasets=None,
         & ((rows["imbalance"] == imbalance) if imbalance is not None else True) \
         & (rows["method"].isin(_methods_wanted(methods)) if methods else True)
     diverged = rows[wanted & rows["diverged_at"].notna()].drop_duplicates(list(RUN_COLUMNS))
-    rows = _keep(rows, figure, lambda r: r["selected"], "selected = True")
-    rows.attrs["diverged"] = [f"{run.dataset}/{run.profile}/seed{run.seed}/{run.variant} at iteration "
-                              f"{int(run.diverged_at)}" for run in diverged.itertuples()]
+    diverged = [f"{run.dataset}/{run.profile}/seed{run.seed}/{run.variant} at iteration {int(run.diverged_at)}"
+                for run in diverged.itertuples()]
+    rows = _keep(rows, figure, lambda r: r["selected"],
+                 "selected = True" + (f" (runs that diverged are never selected: {', '.join(diverged)})"
+                                      if diverged else ""))
+    rows.attrs["diverged"] = diverged
     if datasets:
         datasets = [datasets] if isinstance(datasets, str) else list(datasets)
         rows = _keep(rows, figure, lambda r: r["dataset"].isin(datasets), f"dataset in {datasets}", "dataset")

@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..atomic import atomic_path
 from .registry import _takes_settings
-from .style import PDF_METADATA, _checkpoint_text, _metric_label  # first: it selects matplotlib's Agg backend
+from .style import PDF_METADATA, _checkpoint_text, _diverged_text, _metric_label  # first: selects the Agg backend
 from .table import IMBALANCE_ORDER, _at_checkpoint, _method_order, _scores, _show, summarize, write_table
 
 import matplotlib.pyplot as plt  # noqa: E402
@@ -39,10 +39,11 @@ def table4_frame(table: pd.DataFrame, metric: str | list[str] | None = None, met
         metrics = list(dict.fromkeys([metric or "roc_auc", "roc_auc", "accuracy"]))
     else:
         metrics = list(metric)
-    blocks, chosen = [], []
+    blocks, chosen, diverged = [], [], []
     keys = ["dataset", "metric", "imbalance", "profile", "mu", "rho"]
     for name in metrics:
         rows = _at_checkpoint(_scores(table, "table4", name, methods=methods, datasets=datasets), "table4", iteration)
+        diverged = rows.attrs.get("diverged", [])
         blocks.append(summarize(rows, keys + ["method"]))
         chosen.append(rows.groupby(keys, dropna=False)["select_on"]
                       .agg(lambda splits: "/".join(sorted(set(splits) - {""}))).reset_index())
@@ -61,7 +62,9 @@ def table4_frame(table: pd.DataFrame, metric: str | list[str] | None = None, met
     frame = frame.assign(_metric=frame["metric"].map(order["metric"]),
                          _imbalance=frame["imbalance"].map(order["imbalance"]).fillna(len(IMBALANCE_ORDER)))
     frame = frame.sort_values(["dataset", "_metric", "_imbalance", "mu", "rho", "profile"], na_position="last")
-    return frame.drop(columns=["_metric", "_imbalance"]).reset_index(drop=True)
+    frame = frame.drop(columns=["_metric", "_imbalance"]).reset_index(drop=True)
+    frame.attrs["diverged"] = diverged
+    return frame
 
 
 def write_table4(table: pd.DataFrame, csv_path: str | Path, pdf_path: str | Path, metric=None, methods=None,
@@ -109,8 +112,10 @@ def write_table4(table: pd.DataFrame, csv_path: str | Path, pdf_path: str | Path
             rendered[line, column].get_text().set_fontweight("bold")
         axis.set_title(f"{dataset}: {_metric_label(metric_name)}, mean ± sd (n runs)",
                        fontsize=9, loc="left")
+    left_out = _diverged_text(frame.attrs.get("diverged", []))
+    left_out = f"\n{left_out}" if left_out else ""
     figure.suptitle(f"Table 4: test set, no thresholding, {_checkpoint_text(iteration)}, "
-                    f"over {repeats} repeats per cell; best mean in bold{selection}", fontsize=9,
+                    f"over {repeats} repeats per cell; best mean in bold{selection}{left_out}", fontsize=9,
                     y=1 - 0.12 / height)
     with atomic_path(pdf_path) as temporary:
         figure.savefig(temporary, bbox_inches="tight", metadata=PDF_METADATA)
