@@ -157,18 +157,13 @@ def test_a_training_job_ends_when_snakemake_is_killed(tmp_path):
 
 
 def _descends(pid: int, ancestor: int) -> bool:
+    from imbalance_study.bundles import parent_of
+
     while pid > 1:
-        pid = _ppid(Path(f"/proc/{pid}"))
+        pid = parent_of(pid)
         if pid == ancestor:
             return True
     return False
-
-
-def _ppid(entry: Path) -> int:
-    try:
-        return int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, IndexError, ValueError):
-        return -1
 
 
 def _cmdline(entry: Path) -> bytes:

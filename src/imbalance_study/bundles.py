@@ -52,7 +52,8 @@ def choose_engine(stack: str, device, model, in_memory: bool) -> str:
     return training.ENGINE
 
 
-def _parent_of(pid: int) -> int:
+def parent_of(pid: int) -> int:
+    """A process's parent, read from /proc (0 where it cannot be read)."""
     try:
         return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
     except (OSError, IndexError, ValueError):
@@ -70,7 +71,7 @@ def snakemake_ancestor() -> int | None:
             return None
         if any(Path(word.decode(errors="replace")).name == "snakemake" for word in words):
             return pid
-        pid = _parent_of(pid)
+        pid = parent_of(pid)
     return None
 
 
@@ -131,12 +132,14 @@ def _run_bundle(members: list[dict], dataset_path: str, indices_path: str, score
     dataset = datasets.load(dataset_path)
     pool_size = len(dataset.train_labels)
     loaded: dict[str, np.ndarray] = {}  # the runs of one seed share the imbalanced set, often their index file too
+    hashes: dict[str, str] = {}
     written = {entry["path"]: entry["sha256"] for files in json.loads(Path(indices_path).read_text()).values()
                for entry in files.values()}
 
     def indices_at(path: str) -> np.ndarray:
         if path not in loaded:
-            if file_sha256(path) != written.get(path):
+            hashes[path] = file_sha256(path)
+            if hashes[path] != written.get(path):
                 raise IndexFileChanged(f"{path}: not the index file its indices job wrote (its sha256 differs from "
                                        f"the one in {indices_path}); it was changed since: run `snakemake "
                                        f"--forcerun indices` to draw the index files again")
@@ -151,7 +154,7 @@ def _run_bundle(members: list[dict], dataset_path: str, indices_path: str, score
             phase_one = json.loads((Path(member["phase_one_dir"]) / "run.json").read_text())
         index_path = member["index_path"]
         trainees.append(Trainee(run, indices_at(index_path), member["run_dir"], phase_one=phase_one, inputs={
-            "index_file": Path(index_path).name, "index_sha256": file_sha256(index_path),
+            "index_file": Path(index_path).name, "index_sha256": hashes[index_path],
             "dataset_sha256": dataset.digest}))
         imbalanced_sets.append(indices_at(member["imbalanced_path"]))
         for warning in trainees[-1].warnings:

@@ -94,6 +94,14 @@ class Trainee:
             log.info("resuming %s at iteration %d of %d", self.run_dir, state["iteration"], self.run.protocol.iterations)
         return state
 
+    def trained(self, model: torch.nn.Module, shuffler, train_seconds: float, engine: dict, device: torch.device,
+                diverged: dict | None = None) -> dict:
+        """The manifest of the run as an engine trained it: the layers it trained, the epochs it began."""
+        return self.write_manifest(
+            trained_layers=list(model.output_layers) if self.phase_one is not None else "all",
+            epochs_started=shuffler.epoch + 1, train_seconds=train_seconds, engine=engine, device=device,
+            diverged=diverged)
+
     def write_manifest(self, *, trained_layers, epochs_started: int, train_seconds: float, engine: dict,
                        device: torch.device, diverged: dict | None = None) -> dict:
         """The run's manifest; a run that diverged lists only the checkpoints saved before, and says when."""
@@ -173,7 +181,7 @@ def train_loop(engine, protocol: Protocol, start: int, device: torch.device, log
     per network; ``finite()`` -> whether each network's weights are finite; ``diverged(network,
     record, seconds)``, told at once when a network diverges (it is then finished: its manifest is
     written); ``save(iteration, checkpoint, seconds, watch)`` (networks in ``watch.at`` are not
-    saved); ``describe(losses)`` for the log. The losses of K networks are summed: each network's
+    saved); ``describe(losses, diverged)`` for the log. The losses of K networks are summed: each network's
     parameters get their own gradient, so one network's divergence leaves the others as they were.
     """
     stops = save_points(protocol, log_every)

@@ -59,10 +59,8 @@ class _Started:
 
     def write_manifest(self, seconds: float, networks: int, device: torch.device, diverged: dict | None = None) -> dict:
         # train_seconds: the time of the whole stacked group, whose networks trained together.
-        return self.trainee.write_manifest(
-            trained_layers=list(self.model.output_layers) if self.trainee.phase_one is not None else "all",
-            epochs_started=self.shuffler.epoch + 1, train_seconds=self.seconds + seconds,
-            engine={"name": ENGINE, "networks_at_once": networks}, device=device, diverged=diverged)
+        return self.trainee.trained(self.model, self.shuffler, self.seconds + seconds,
+                                    {"name": ENGINE, "networks_at_once": networks}, device, diverged)
 
 
 class Stacked:

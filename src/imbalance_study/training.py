@@ -75,10 +75,8 @@ class OneAtATime:
         self.manifest = self.write_manifest(seconds, record)
 
     def write_manifest(self, seconds: float, diverged: dict | None = None) -> dict:
-        return self.trainee.write_manifest(
-            trained_layers=list(self.model.output_layers) if self.trainee.phase_one is not None else "all",
-            epochs_started=self.shuffler.epoch + 1, train_seconds=self.seconds + seconds,
-            engine={"name": ENGINE, "networks_at_once": 1}, device=self.device, diverged=diverged)
+        return self.trainee.trained(self.model, self.shuffler, self.seconds + seconds,
+                                    {"name": ENGINE, "networks_at_once": 1}, self.device, diverged)
 
     def save(self, iteration: int, checkpoint: bool, seconds: float, watch) -> None:
         trainee = self.trainee
