@@ -248,6 +248,9 @@ EFFECTS: dict[str, Effect] = {
        for key, extra in (("values", {}), ("select_on", {"select_on": "test"}), ("metric", {"metric": "accuracy"}))},
     "methods.*.sampler": Effect(setting("methods.over.sampler", "under"), index_files),
     "methods.*.ratio": Effect(setting("methods.over.ratio", 2), index_files),
+    # The layers a second phase trains: its runs, and the captions that name them.
+    "methods.*.two_phase.layers": Effect(setting("methods.twophase_over.two_phase.layers", ["fc1", "fc2"]),
+                                         bundles_of("twophase_over")),
     "methods.*.two_phase.lr_factor": Effect(setting("methods.twophase_over.two_phase.lr_factor", 0.5),
                                             bundles_of("twophase_over")),
     # Another first phase: twophase_over now starts from the runs of a new method under, which joins
@@ -270,13 +273,14 @@ EFFECTS: dict[str, Effect] = {
     # Without the second phase: every figure but fig7 (which never draws second phases) loses runs.
     "study.methods": Effect(setting("study.methods", ["baseline", "over"]),
                             lambda dag: {AGGREGATE} | every_figure(dag) - figure("fig7")(dag)),
-    # A profile with fewer minority classes: a new set, and fig8 and dynamics draw it now (the largest
-    # rho, then the fewest minority classes); fig5 draws linear profiles.
+    # A profile with fewer minority classes: a new set, and the figures of step profiles; fig8 and
+    # dynamics keep the middle of the grid (mu 0.5, the upper middle of two); fig5 draws linear profiles.
     "study.profiles.step.mu": Effect(setting("study.profiles.step.mu", [0.5, 0.2]),
                                      lambda dag: new_cell("step-mu0.2-rho5") | {AGGREGATE}
-                                     | every_figure(dag) - figure("fig5")(dag)),
+                                     | {job for name in ("fig3", "fig4", "fig6", "fig7", "table4")
+                                        for job in figure(name)(dag)}),
     # A smaller rho: the figures of step profiles (fig3, fig4, fig6, table4) and fig7's caption, which
-    # names the step grid; fig8 and dynamics keep the largest rho.
+    # names the step grid; fig8 and dynamics keep the middle of the grid (rho 5, the upper middle of two).
     "study.profiles.step.rho": Effect(setting("study.profiles.step.rho", [5, 2]),
                                       lambda dag: new_cell("step-mu0.5-rho2") | {AGGREGATE}
                                       | {job for name in ("fig3", "fig4", "fig6", "fig7", "table4")
@@ -295,6 +299,9 @@ EFFECTS: dict[str, Effect] = {
     "study.profiles.exponential.seeds": Effect(setting("study.profiles.exponential", {"rho": [5], "seeds": [2]}),
                                                lambda dag: new_cell("exponential-rho5") | {AGGREGATE}
                                                | every_figure(dag)),
+    # With one seed its set is drawn with its own seed either way (tests/test_paper_grids.py shows two
+    # repeats sharing their files); the captions say what a repeat changes.
+    "study.repeats": Effect(setting("study.repeats", "same_data"), every_figure),
     # Every run is alone in its job already: smaller jobs change nothing.
     "engine.runs_per_job": Effect(setting("engine.runs_per_job", 1), nothing),
     "engine.stack": Effect(setting("engine.stack", "always"), every_bundle, retrains=False),

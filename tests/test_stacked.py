@@ -8,6 +8,7 @@ batch or momentum moves weights by more than 1e-3. In float32 the same compariso
 kernels a CPU picks (AVX-512 and AMX machines sum in another order), so no float32 tolerance is used.
 """
 
+import dataclasses
 import json
 
 import numpy as np
@@ -96,23 +97,38 @@ def test_k_at_once_matches_one_at_a_time(tmp_path, momentum_form, float64, threa
     assert (first["fc2.weight"] - second["fc2.weight"]).abs().max() > 1e-3
 
 
-def test_two_phase_at_once_trains_only_the_output_layers_and_matches(tmp_path, float64):
+@pytest.mark.parametrize(("layers", "trained"), [((), ("fc2",)), (("fc1", "fc2"), ("fc1", "fc2"))],
+                         ids=["model_output_layers", "configured_layers"])
+def test_two_phase_at_once_trains_only_the_output_layers_and_matches(tmp_path, float64, layers, trained):
+    """The second phase trains the model's output layers, or the layers ``two_phase.layers`` names."""
     labels = tiny_data()[1]
     first_runs = specs(methods=("over",))
     indices = index_sets(len(first_runs), labels)
     phase_ones = at_once(tmp_path / "first", first_runs, indices)
-    second_runs = specs(methods=("twophase_over",), lr=0.005)
+    second_runs = [dataclasses.replace(run, method=dataclasses.replace(run.method, fine_tuned=layers))
+                   for run in specs(methods=("twophase_over",), lr=0.005)]
     imbalanced = index_sets(len(second_runs), labels, size=30)
     alone = one_at_a_time(tmp_path / "alone", second_runs, imbalanced, phase_ones)
     together = at_once(tmp_path / "together", second_runs, imbalanced, phase_ones)
     assert_same_weights(together, alone)
     for phase_one, bundled in zip(phase_ones, together):
+        assert bundled["trained_layers"] == list(trained)
         start, got = last_weights(phase_one), last_weights(bundled)
         for name in got:
-            if name.startswith("fc2."):
+            if name.split(".")[0] in trained:
                 assert not torch.equal(got[name], start[name]), f"{name} should have been fine-tuned"
             else:
                 assert torch.equal(got[name], start[name]), f"{name} should have stayed frozen"
+
+
+def test_a_second_phase_naming_a_layer_the_model_lacks_is_refused(tmp_path):
+    labels = tiny_data()[1]
+    phase_ones = at_once(tmp_path / "first", specs(methods=("over",), seeds=(1,)), index_sets(1, labels))
+    (run,) = specs(methods=("twophase_over",), seeds=(1,))
+    run = dataclasses.replace(run, method=dataclasses.replace(run.method, fine_tuned=("fc9",)))
+    for train_with in (one_at_a_time, at_once):
+        with pytest.raises(ValueError, match="has no layer fc9; its layers are conv1, conv2, fc1, fc2"):
+            train_with(tmp_path / train_with.__name__, [run], index_sets(1, labels), phase_ones)
 
 
 def test_a_finished_run_is_not_trained_again(tmp_path):
@@ -233,7 +249,7 @@ def bundle_job(workdir, monkeypatch, device, stack, **protocol):
     monkeypatch.chdir(workdir)
     dataset_path = study.datasets["digits"].path
     dataset = datasets.prepare("digits", source_facts.content_settings(settings["datasets"]["digits"]), dataset_path)
-    manifest = sampling.write_index_files(dataset.train_labels, cell.profile, 40, cell.seeds, "random",
+    manifest = sampling.write_index_files(dataset.train_labels, cell.profile, 40, cell.data_seeds(), "random",
                                           cell.index_files, cell.index_paths(), cell.context)
     write_json(plan.INDICES.format(dataset="digits", profile=cell.profile.name), manifest)
     timings = bundles.run_bundle(bundle.members(), dataset_path, plan.INDICES.format(dataset="digits",
@@ -358,7 +374,7 @@ def test_a_second_phase_whose_first_phase_diverged_is_marked_and_not_trained(tmp
     dataset = datasets.prepare("digits", source_facts.content_settings(settings["datasets"]["digits"]),
                                study.datasets["digits"].path)
     indices_path = plan.INDICES.format(dataset="digits", profile=cell.profile.name)
-    write_json(indices_path, sampling.write_index_files(dataset.train_labels, cell.profile, 40, cell.seeds, "random",
+    write_json(indices_path, sampling.write_index_files(dataset.train_labels, cell.profile, 40, cell.data_seeds(), "random",
                                                         cell.index_files, cell.index_paths(), cell.context))
     for number, bundle in enumerate(study.bundles):
         bundles.run_bundle(bundle.members(), study.datasets["digits"].path, indices_path, f"scores{number}.csv",

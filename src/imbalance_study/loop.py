@@ -83,6 +83,17 @@ class Trainee:
             rundir.load_checkpoint(self.phase_one["checkpoints"][-1], model, self.phase_one["fingerprint"])
         return model
 
+    def fine_tuned_layers(self, model: torch.nn.Module) -> tuple[str, ...]:
+        """The layers a second phase trains: those the config names (``two_phase.layers``), else the
+        model's output layers."""
+        layers = self.run.method.fine_tuned or tuple(model.output_layers)
+        children = dict(model.named_children())
+        unknown = [name for name in layers if name not in children]
+        if unknown:
+            raise ValueError(f"methods.{self.run.method.name}.two_phase.layers: model {self.run.model} has no "
+                             f"layer {', '.join(unknown)}; its layers are {', '.join(children)}")
+        return layers
+
     def resume(self, engine: str, model: torch.nn.Module, shuffler) -> dict | None:
         """Start the run: clear what a killed job left half-written and load the resume state, when
         one of these settings and engine exists, into ``model`` and ``shuffler``. Returns the state,
@@ -98,7 +109,7 @@ class Trainee:
                 diverged: dict | None = None) -> dict:
         """The manifest of the run as an engine trained it: the layers it trained, the epochs it began."""
         return self.write_manifest(
-            trained_layers=list(model.output_layers) if self.phase_one is not None else "all",
+            trained_layers=list(self.fine_tuned_layers(model)) if self.phase_one is not None else "all",
             epochs_started=shuffler.epoch + 1, train_seconds=train_seconds, engine=engine, device=device,
             diverged=diverged)
 

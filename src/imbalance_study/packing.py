@@ -48,7 +48,8 @@ class Bundle:
 
 
 def pack(runs: list[Run], limit: int) -> list[Bundle]:
-    """Runs packed into jobs of at most ``limit``: same dataset, profile, model, protocol and phase.
+    """Runs packed into jobs of at most ``limit``: same dataset, profile, model, protocol and phase
+    (and, in a second phase, the same fine-tuned layers).
 
     A two-phase run waits for its first phase in an earlier bundle; a group larger than the limit is
     split into nearly equal bundles.
@@ -59,8 +60,8 @@ def pack(runs: list[Run], limit: int) -> list[Bundle]:
         if id(run.method) not in protocols:
             protocols[id(run.method)] = json.dumps(asdict(run.protocol), sort_keys=True)
         model = json.dumps([run.model, run.model_options], sort_keys=True)
-        groups.setdefault((run.dataset, run.profile, run.method.two_phase, model, protocols[id(run.method)]),
-                          []).append(run)
+        groups.setdefault((run.dataset, run.profile, run.method.two_phase, model, protocols[id(run.method)],
+                           run.method.fine_tuned), []).append(run)
     packed: list[Bundle] = []
     home: dict[tuple, str] = {}
     numbers: dict[tuple, int] = {}

@@ -57,6 +57,7 @@ class Method:
     protocol: Protocol = field(hash=False)
     base_lr: float
     phase_one: str | None = None
+    fine_tuned: tuple[str, ...] = ()  # a second phase's layers when the config names them, else the model's
     select_on: str = ""  # "" outside a learning-rate search
     select_metric: str = ""
 
@@ -77,7 +78,7 @@ class Method:
 
     @classmethod
     def from_dict(cls, settings: dict) -> "Method":
-        return cls(**{**settings, "index": IndexFile(**settings["index"]),
+        return cls(**{**settings, "index": IndexFile(**settings["index"]), "fine_tuned": tuple(settings["fine_tuned"]),
                       "protocol": Protocol.from_dict(settings["protocol"])})
 
 
@@ -130,9 +131,12 @@ class Run:
         protocol = asdict(self.protocol)
         # How often the state is saved changes no result: a resumed run ends bit-identical.
         del protocol["resume_every"]
-        return {"dataset": self.dataset, "profile": self.profile.name, "seed": self.seed,
-                "method": self.method.variant, "model": self.model, "protocol": protocol,
-                "model_options": self.model_options}
+        settings = {"dataset": self.dataset, "profile": self.profile.name, "seed": self.seed,
+                    "method": self.method.variant, "model": self.model, "protocol": protocol,
+                    "model_options": self.model_options}
+        if self.method.fine_tuned:  # only when named, so that runs trained before the setting existed stay valid
+            settings["fine_tuned_layers"] = list(self.method.fine_tuned)
+        return settings
 
     def identity(self, n_classes: int) -> dict:
         """The columns that identify the run in the tidy score table.
@@ -167,6 +171,16 @@ class Cell:
     profile: Profile
     seeds: tuple[int, ...]
     index_files: tuple[IndexFile, ...]
+    repeats: str  # new_data: each seed draws its own set; same_data: every seed trains on the first seed's
+
+    def data_seed(self, seed: int) -> int:
+        """The seed a repeat's index files are drawn with: its own, or with ``repeats: same_data`` the
+        cell's first, so that repeats differ only in initial weights and data order (the paper's CIFAR-10)."""
+        return seed if self.repeats == "new_data" else self.seeds[0]
+
+    def data_seeds(self) -> dict[str, int]:
+        """Per seed (as text), the seed its index files are drawn with."""
+        return {str(seed): self.data_seed(seed) for seed in self.seeds}
 
     @property
     def context(self) -> str:
@@ -257,6 +271,7 @@ def resolve_method(config: dict, dataset: str, name: str) -> list[Method]:
             name=name, variant=variant_name(name, lr), sampler=sampler, ratio=ratio, index=index,
             protocol=Protocol.from_config({**protocol, "lr": run_lr}), base_lr=base_lr,
             phase_one=variant_name(two_phase["from"], lr) if two_phase else None,
+            fine_tuned=tuple(two_phase.get("layers", ())) if two_phase else (),
             select_on=search["select_on"] if search else "", select_metric=search["metric"] if search else ""))
     return variants
 
@@ -315,7 +330,8 @@ def resolve(config: dict) -> Study:
                  for dataset, plan in datasets.items() for profile, seeds in profiles
                  for seed in seeds for method in methods[dataset])
     cells = tuple(Cell(dataset, profile, seeds,
-                       tuple(dict.fromkeys([IMBALANCED] + [method.index for method in methods[dataset]])))
+                       tuple(dict.fromkeys([IMBALANCED] + [method.index for method in methods[dataset]])),
+                       study["repeats"])
                   for dataset in datasets for profile, seeds in profiles)
     return Study(config=config, datasets=datasets, cells=cells, runs=runs,
                  bundles=tuple(pack(list(runs), config["engine"]["runs_per_job"])))

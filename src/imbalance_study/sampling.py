@@ -87,20 +87,21 @@ def sample(indices: np.ndarray, pool_labels: np.ndarray, index: IndexFile, seed:
     return indices
 
 
-def write_index_files(pool_labels: np.ndarray, profile, cap: int, seeds, minority_rule: str,
+def write_index_files(pool_labels: np.ndarray, profile, cap: int, data_seeds: dict, minority_rule: str,
                       index_files, paths: dict, context: str) -> dict:
     """Every index file of one imbalanced profile: per seed, the imbalanced set and each sampled
-    version in ``index_files``, written to ``paths[str(seed)][name]``. Returns their manifest: per
-    seed and name, the path, its sha256 and the class counts."""
+    version in ``index_files``, drawn with the seed's data seed (``data_seeds[str(seed)]``: the seed
+    itself, or a seed shared by repeats of the same data) and written to ``paths[str(seed)][name]``.
+    Returns their manifest: per seed and name, the path, its sha256 and the class counts."""
     from .atomic import file_sha256, write_npy
     from .imbalance import class_counts_of, imbalanced_indices
 
     n_classes = int(pool_labels.max()) + 1
     manifest: dict = {}
-    for seed in seeds:
-        imbalanced = imbalanced_indices(pool_labels, profile, cap, int(seed), minority_rule)
+    for seed, data_seed in data_seeds.items():
+        imbalanced = imbalanced_indices(pool_labels, profile, cap, int(data_seed), minority_rule)
         for index in [IMBALANCED, *(index for index in index_files if index != IMBALANCED)]:
-            indices = sample(imbalanced, pool_labels, index, int(seed), context=context)
+            indices = sample(imbalanced, pool_labels, index, int(data_seed), context=context)
             path = paths[str(seed)][index.name]
             write_npy(path, indices)
             manifest.setdefault(str(seed), {})[index.name] = {

@@ -75,7 +75,8 @@ class Stacked:
         self.parameters, self.buffers = stack_module_state([member.model.to(device) for member in members])
         self.trainable_names = list(self.parameters)
         if members[0].trainee.phase_one is not None:
-            self.trainable_names = [name for name in self.parameters if name.split(".")[0] in template.output_layers]
+            layers = members[0].trainee.fine_tuned_layers(template)
+            self.trainable_names = [name for name in self.parameters if name.split(".")[0] in layers]
             for name in self.parameters:
                 if name not in self.trainable_names:
                     self.parameters[name] = self.parameters[name].detach()
@@ -171,8 +172,8 @@ def train_stacked(trainees: list[Trainee], batches, n_classes: int, device: str 
     if len(protocols) > 1 or len(model_names) > 1:
         raise ValueError("a stacked bundle needs one model and one protocol; got "
                          f"{len(model_names)} models and {len(protocols)} protocols")
-    if len({trainee.phase_one is None for trainee in trainees}) > 1:
-        raise ValueError("a stacked bundle cannot mix one-phase and two-phase runs")
+    if len({(trainee.phase_one is None, trainee.run.method.fine_tuned) for trainee in trainees}) > 1:
+        raise ValueError("a stacked bundle cannot mix one-phase and two-phase runs, or second phases of other layers")
     torch_device = resolve_device(device)
     manifests = {position: trainee.finished() for position, trainee in enumerate(trainees)}
     by_iteration: dict[int, list] = {}

@@ -35,7 +35,7 @@ class OneAtATime:
             model = model.to(memory_format=torch.channels_last)
         parameters = list(model.parameters())
         if trainee.phase_one is not None:
-            parameters = freeze_all_but(model, model.output_layers)
+            parameters = freeze_all_but(model, trainee.fine_tuned_layers(model))
         self.model = model
         self.optimizer = make_optimizer(trainee.run.protocol, parameters)
         self.shuffler = EpochShuffler(trainee.indices, trainee.run.data_rng())
@@ -48,9 +48,11 @@ class OneAtATime:
         model.train()
         if trainee.phase_one is not None:
             # Frozen layers keep their first-phase normalisation statistics too.
-            for module in model.modules():
-                if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                    module.eval()
+            trained = trainee.fine_tuned_layers(model)
+            for name, child in model.named_children():
+                for module in child.modules() if name not in trained else ():
+                    if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                        module.eval()
 
     def draw(self, steps: int) -> None:
         if self.batches.in_memory:

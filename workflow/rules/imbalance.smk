@@ -5,7 +5,7 @@ rule indices:
         manifest=plan.INDICES,
     params:
         profile=lambda wildcards: cell_of(wildcards).profile_settings(),
-        seeds=lambda wildcards: list(cell_of(wildcards).seeds),
+        data_seeds=lambda wildcards: cell_of(wildcards).data_seeds(),
         index_files=lambda wildcards: cell_of(wildcards).index_file_settings(),
         paths=lambda wildcards: cell_of(wildcards).index_paths(),
         context=lambda wildcards: cell_of(wildcards).context,
