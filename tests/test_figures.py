@@ -86,8 +86,8 @@ def score_table(datasets=("mnist", "cifar"), seeds=SEEDS, selected=True, offset=
 PROFILE = "step-mu0.2-rho1000"
 REQUIRED = {"fig3": {"metric": "roc_auc"}, "fig4": {"metric": "roc_auc"},
             "fig5": {"metric": "roc_auc", "imbalance": "linear"}, "fig6": {"metric": "accuracy"},
-            "fig7": {"rho": 1000, "metric": "roc_auc"}, "fig8": {"metric": "accuracy", "profile": PROFILE},
-            "table4": {}, "dynamics": {"profile": PROFILE}}
+            "fig7": {"rho": 1000, "metric": "roc_auc", "layout": "paper"}, "fig8": {"metric": "accuracy", "profile": PROFILE},
+            "table4": {"layout": "paper", "run_columns": 3}, "dynamics": {"profile": PROFILE}}
 SUMMARY = ["mean", "sd", "n"]
 METHOD_NAMES = ["baseline", "over", "under", "twophase_over", "over_r10", "under_r10"]  # METHOD_ORDER, then a-z
 
@@ -283,7 +283,7 @@ def test_fig8_draws_train_and_test_at_every_checkpoint(tmp_path, table):
 
 
 def test_table4_holds_the_planted_means(tmp_path, table):
-    figures.write_table4(table, tmp_path / "table4.csv", tmp_path / "table4.pdf")
+    figures.write_table4(table, tmp_path / "table4.csv", tmp_path / "table4.pdf", layout="paper", run_columns=3)
     assert_pdf(tmp_path / "table4.pdf")
     written = pd.read_csv(tmp_path / "table4.csv")
     assert set(written["metric"]) == {"roc_auc", "accuracy"}
@@ -301,7 +301,8 @@ def test_table4_holds_the_planted_means(tmp_path, table):
 
 
 def test_table4_under_the_figures_signature_writes_its_frame(tmp_path, table):
-    figures.FIGURES["table4"](table, tmp_path / "table4.pdf", tmp_path / "t4.csv", metric="accuracy")
+    figures.FIGURES["table4"](table, tmp_path / "table4.pdf", tmp_path / "t4.csv", **REQUIRED["table4"],
+                              metric="accuracy")
     assert_pdf(tmp_path / "table4.pdf")
     written = pd.read_csv(tmp_path / "t4.csv", keep_default_na=False)
     assert list(written["metric"].unique()) == ["accuracy", "roc_auc"]  # the named metric's block first
@@ -313,7 +314,8 @@ def test_table4_under_the_figures_signature_writes_its_frame(tmp_path, table):
 
 def test_unselected_runs_are_left_out(tmp_path, table):
     absurd = score_table(seeds=(99,), selected=False, offset=100.0)
-    frame = figures.write_table4(pd.concat([table, absurd]), tmp_path / "t.csv", tmp_path / "t.pdf")
+    frame = figures.write_table4(pd.concat([table, absurd]), tmp_path / "t.csv", tmp_path / "t.pdf", layout="paper",
+                                 run_columns=3)
     assert frame["baseline_mean"].max() < 1 and (frame["baseline_n"] == len(SEEDS)).all()
     pd.testing.assert_frame_equal(frame, figures.table4_frame(table))
     assert (figures.final_scores(pd.concat([table, absurd]), "roc_auc")["seed"] != 99).all()
@@ -426,7 +428,8 @@ def fake_rule(tmp_path, table, name, settings, runs=None):
                            log=[str(tmp_path / f"{name}.log")])
 
 
-@pytest.mark.parametrize("name, settings", [("fig7", {"rho": 1000, "metric": "roc_auc"}), ("table4", {})])
+@pytest.mark.parametrize("name, settings", [("fig7", {"rho": 1000, "metric": "roc_auc", "layout": "paper"}),
+                                            ("table4", {"layout": "paper", "run_columns": 3})])
 def test_the_generic_script_draws_a_figure(tmp_path, monkeypatch, table, name, settings):
     monkeypatch.syspath_prepend(str(SCRIPTS))
     monkeypatch.setattr(sys, "excepthook", sys.excepthook)
@@ -471,7 +474,7 @@ def searched_table():
 def test_the_generic_script_decides_learning_rate_searches(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(SCRIPTS))
     monkeypatch.setattr(sys, "excepthook", sys.excepthook)
-    fake = fake_rule(tmp_path, searched_table(), "table4", {})
+    fake = fake_rule(tmp_path, searched_table(), "table4", REQUIRED["table4"])
     runpy.run_path(str(SCRIPTS / "plot_figure.py"), init_globals={"snakemake": fake})
     assert_pdf(fake.output.pdf)
     written = pd.read_csv(fake.output.csv, keep_default_na=False)

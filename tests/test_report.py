@@ -65,7 +65,8 @@ def test_the_report_holds_every_figure_the_scores_and_the_config_with_captions(s
     assert "mean over the repeats (seeds)" in fig3 and "balanced test set" in fig3
     # ... for this config: the figure's own methods (figures.fig3.methods), the study's seeds and profiles.
     assert "Methods: baseline (sampler none), over (sampler over)." in fig3 and "sampler under" not in fig3
-    assert "Seeds (repeats): 3, 7." in fig3 and "μ ∈ {0.5} × ρ ∈ {2, 10}" in fig3
+    assert "Seeds (repeats): 3, 7; each repeat draws its own imbalanced set (repeats: new_data)." in fig3
+    assert "μ ∈ {0.5} × ρ ∈ {2, 10}" in fig3
     # The settings as the figure was drawn with them: the config's, and the schema's defaults.
     assert 'Settings figures.fig3: {"methods": ["baseline", "over"], "metric": "roc_auc"}.' in fig3
     assert "fig3.csv holds the numbers the figure draws." in fig3
@@ -98,4 +99,4 @@ def test_the_report_can_be_a_zip_archive(study, tmp_path):
     for path, result in results.items():
         assert any(name.endswith(result["data_uri"]) for name in names), path
     assert {Path(path).name for path in results} >= {"fig3.pdf", "scores.csv", "scores.provenance.json"}
-    assert "Seeds (repeats): 3, 7." in text(results["figures/fig3.pdf"]["caption"])
+    assert "Seeds (repeats): 3, 7; each repeat" in text(results["figures/fig3.pdf"]["caption"])

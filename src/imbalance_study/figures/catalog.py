@@ -15,6 +15,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Callable
 
+from .. import paper
 from ..imbalance import number
 from ..plan import profile_grids
 
@@ -49,12 +50,18 @@ class Figure:
 
 
 def default_profile(study) -> str | None:
-    """The profile fig8 and dynamics show when the config names none: the step profile with the
-    largest ρ, then the fewest minority classes (None when the study has no step profile)."""
+    """The profile fig8 and dynamics show when the config names none: the step profile in the middle
+    of the grid (the middle ρ and the middle μ of the study's step profiles, the upper one of an even
+    count; else the step profile nearest to them), not an extreme. None when the study has no step profile."""
     steps = [profile for profile in study.profiles() if profile.kind == "step"]
     if not steps:
         return None
-    return min(steps, key=lambda profile: (-profile.rho, profile.mu)).name
+    rhos, mus = sorted({profile.rho for profile in steps}), sorted({profile.mu for profile in steps})
+
+    def distance(profile):
+        return (abs(rhos.index(profile.rho) - len(rhos) // 2) + abs(mus.index(profile.mu) - len(mus) // 2),
+                -profile.rho, profile.mu)
+    return min(steps, key=distance).name
 
 
 def _chosen(run, settings) -> bool:
@@ -91,7 +98,8 @@ def _step_profiles(study, settings) -> str:
 def _one_profile(name):
     def line(study, settings) -> str:
         how = (f" (named in figures.{name}.profile)" if study.config["figures"][name].get("profile")
-               else " (the step profile with the largest ρ, then the fewest minority classes)")
+               else " (chosen as the middle of the step grid, the middle ρ and μ, since the config names none; "
+                     f"set figures.{name}.profile to draw another)")
         return f"- Profile: ``{settings['profile']}``{how}."
     return line
 
@@ -137,12 +145,20 @@ def _fig6(study, settings):
 
 def _fig7(study, settings):
     rho = number(settings["rho"])
-    return (f"**Figure 7: partial over- and undersampling at step imbalance ρ = {rho}.**\n"
-            f"x: the imbalance ratio left after sampling (log scale, reversed: from ρ = {rho}, nothing sampled, "
+    axes = (f"x: the imbalance ratio left after sampling (log scale, reversed: from ρ = {rho}, nothing sampled, "
             f"on the left to 1, fully balanced, on the right); y: {_metric(settings)} on the balanced test set at "
-            f"{_checkpoint(settings)}. One line for oversampling and one for undersampling (one-phase runs with "
-            "sampler over or under); the runs without sampling are the dotted baseline line (band ± 1 sd) and "
-            "the common first point of both lines. One panel per number of minority classes.")
+            f"{_checkpoint(settings)}. The sampling runs are the one-phase runs with sampler over or under; the "
+            f"runs without sampling at ρ = {rho} are the baseline.")
+    if settings["layout"] == "paper":
+        layout = (" As in the paper, two panels side by side, (a) oversampling and (b) undersampling, one row "
+                  "of panels per dataset; in each, one line per number of minority classes (a colour each), "
+                  "starting from its baseline (the first point, x = ρ), whose value is also a dotted horizontal "
+                  "line of the line's colour.")
+    else:
+        layout = (" One panel per number of minority classes, one row of panels per dataset; in each, one line "
+                  "for oversampling and one for undersampling, both starting from the baseline (their common "
+                  "first point), which is also a dotted horizontal line with a band of ± 1 sd.")
+    return f"**Figure 7: partial over- and undersampling at step imbalance ρ = {rho}.**\n" + axes + layout
 
 
 def _fig8(study, settings):
@@ -169,15 +185,31 @@ def _table4(study, settings):
     metric = settings.get("metric")
     metrics = list(dict.fromkeys([metric, "roc_auc", "accuracy"])) if isinstance(metric, str) else \
         list(metric or ["roc_auc", "accuracy"])
+    csv = ("``table4.csv`` holds the mean, sd and number of runs of each cell as ``<method>_mean``, "
+           "``<method>_sd`` and ``<method>_n`` per (dataset, metric, setting), and ``select_on``, the split a "
+           "learning-rate search chose the runs on (empty when none was searched)")
+    if settings["layout"] == "settings_rows":
+        text = ("Rows: the imbalance settings (μ, the fraction of minority classes, and ρ, the imbalance ratio), "
+                "one block per dataset and metric; columns: the methods. Each cell is the mean ± 1 standard "
+                "deviation over the repeats (seeds) with the number of runs in brackets, on the balanced test "
+                f"set, without thresholding, at {_checkpoint(settings)}; the best mean of a row is in bold. ")
+    else:
+        runs = settings["run_columns"]
+        text = ("The paper's layout. Rows: the methods, one block per dataset and metric; columns: the imbalance "
+                "settings (μ, the fraction of minority classes, and ρ, the imbalance ratio). Values in percent "
+                "with 2 decimals, on the balanced test set, without thresholding, at "
+                f"{_checkpoint(settings)}. A setting repeated at most {runs} times (seeds) has one column per "
+                "run, its seed in the header (run k of the paper beside run k of the study); one repeated more "
+                "often has one column of mean ± 1 standard deviation (number of runs). The best study value of "
+                "a column is in bold. ")
+        described = paper.describe(settings.get("paper"))
+        text += ("Each method the paper publishes is followed by a grey italic row \"<method> (paper)\" holding "
+                 f"its published numbers in the same columns. {described} " if described else
+                 "No dataset repeats an experiment of the paper with published numbers, so no paper rows. ")
+    csv += (", and ``paper_<method>_mean``, ``paper_<method>_sd`` and ``paper_<method>_n`` over the paper's "
+            "published runs." if paper.describe(settings.get("paper")) else ".")
     return (f"**Table 4: every method at every step-imbalance setting, "
-            f"{' then '.join(METRIC_NAMES.get(m, m) for m in metrics)}.**\n"
-            "Rows: the imbalance settings (μ, the fraction of minority classes, and ρ, the imbalance ratio), "
-            "one block per dataset and metric; columns: the methods. Each cell is the mean ± 1 standard "
-            "deviation over the repeats (seeds) with the number of runs in brackets, on the balanced test "
-            f"set, without thresholding, at {_checkpoint(settings)}; the best mean of a row is in bold. "
-            "``table4.csv`` holds the same numbers as ``<method>_mean``, ``<method>_sd`` and ``<method>_n`` "
-            "per (dataset, metric, setting), and ``select_on``, the split a learning-rate search chose the "
-            "runs on (empty when none was searched).")
+            f"{' then '.join(METRIC_NAMES.get(m, m) for m in metrics)}.**\n" + text + csv)
 
 
 FIGURES = {figure.name: figure for figure in (
@@ -209,7 +241,9 @@ def _dataset_text(study, dataset: str) -> str:
 def _method_text(study, method: str) -> str:
     spec = study.config["methods"][method]
     if spec.get("two_phase"):
-        return (f"``{method}`` (two-phase: fine-tunes the output layers of ``{spec['two_phase']['from']}`` on the "
+        layers = spec["two_phase"].get("layers")
+        layers = f"layers {', '.join(layers)}" if layers else "the output layers"
+        return (f"``{method}`` (two-phase: fine-tunes {layers} of ``{spec['two_phase']['from']}`` on the "
                 "imbalanced set)")
     ratio = f" to ratio {number(spec['ratio'])}" if spec["ratio"] != 1 else ""
     return f"``{method}`` (sampler {spec['sampler']}{ratio})"
@@ -232,7 +266,10 @@ def caption(study, figure: Figure, settings: dict, runs) -> str:
     lines += [figure.profiles(study, settings),
               f"- Methods: {', '.join(_method_text(study, method) for method in methods)}.",
               f"- Seeds (repeats): {', '.join(map(str, study.config['study']['seeds']))}"
-              f"{' (where a grid names none of its own)' if own_seeds else ''}.",
+              f"{' (where a grid names none of its own)' if own_seeds else ''}; "
+              + ("every repeat trains on the same imbalanced set, drawn with the first seed (repeats: same_data)."
+                 if study.config["study"]["repeats"] == "same_data" else
+                 "each repeat draws its own imbalanced set (repeats: new_data)."),
               f"- Settings ``figures.{figure.name}``: "
               + (f"``{json.dumps(given, ensure_ascii=False, sort_keys=True)}``." if given else "none."), "",
               f"``{figure.name}.csv`` holds the numbers the figure draws. Drawn from the score files of only "
@@ -243,7 +280,12 @@ def caption(study, figure: Figure, settings: dict, runs) -> str:
 
 
 def plan_figures(study) -> dict[str, FigurePlan]:
-    """Every figure under ``figures:`` in the config, resolved: settings, the chosen profile, runs, caption."""
+    """Every figure under ``figures:`` in the config, resolved: settings, the chosen profile, runs, caption.
+
+    A figure that draws the paper's published numbers (``paper.FIGURES``) gets the setting ``paper``
+    (dataset -> the paper experiment it repeats, ``paper.experiment`` of its settings) when one of its
+    datasets repeats one and the config names no ``paper`` of its own.
+    """
     plans = {}
     for name, given in study.config["figures"].items():
         figure = FIGURES[name]
@@ -251,5 +293,15 @@ def plan_figures(study) -> dict[str, FigurePlan]:
         if figure.one_profile and settings.get("profile") is None:
             settings["profile"] = default_profile(study)
         runs = tuple(run for run in study.runs if figure.draws(run, settings))
-        plans[name] = FigurePlan(name, settings, runs, caption(study, figure, settings, runs) if runs else "")
+        if name in paper.FIGURES and settings.get("paper") is None:
+            # The paper experiment each drawn dataset repeats, for the figure to draw the published numbers.
+            experiments = {dataset: paper.experiment(study.config["datasets"][dataset])
+                           for dataset in dict.fromkeys(run.dataset for run in runs)}
+            experiments = {dataset: experiment for dataset, experiment in experiments.items() if experiment}
+            if experiments:
+                settings["paper"] = experiments
+        text = caption(study, figure, settings, runs) if runs else ""
+        if text and name != "table4" and paper.describe(settings.get("paper")):
+            text += "\n" + paper.describe(settings.get("paper")) + "\n"
+        plans[name] = FigurePlan(name, settings, runs, text)
     return plans

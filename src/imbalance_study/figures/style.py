@@ -162,3 +162,23 @@ def _diverged_text(diverged: list[str]) -> str:
 def _spread_text(rows: pd.DataFrame, *summaries: pd.DataFrame) -> str:
     left_out = _diverged_text(rows.attrs.get("diverged", []))
     return f"(mean ± 1 sd over {_repeats(*summaries)}{_selection_text(rows)}{'; ' + left_out if left_out else ''})"
+
+
+# --- the paper's published numbers, drawn beside the study's -----------------------------------------
+
+PAPER_LABEL = "paper"  # the legend's (and Table 4's row) label of a published number
+PAPER_GREY = "0.4"  # Table 4's paper rows: grey italic text
+PAPER_MARKER = {"marker": "*", "markersize": 11, "markerfacecolor": "none", "markeredgewidth": 1.2,
+                "linestyle": "none"}
+
+
+def _paper_marks(axis, xs, values, color) -> None:
+    """The paper's values at ``xs`` as hollow stars of a method's colour (one per published run)."""
+    axis.plot(xs, values, color=color, markeredgecolor=color, zorder=4, **PAPER_MARKER)
+
+
+def _paper_handle():
+    """The legend's entry for the paper's marks: a hollow grey star labelled ``PAPER_LABEL``."""
+    from matplotlib.lines import Line2D
+
+    return Line2D([], [], color=PAPER_GREY, markeredgecolor=PAPER_GREY, **PAPER_MARKER)
