@@ -183,11 +183,12 @@ D, P = "datasets.digits", "protocols.tiny"
 FIGURE_KEYS = {"fig3": ("metric", "methods", "iteration", "datasets"), "fig4": ("metric", "methods", "iteration", "datasets"),
                "fig5": ("metric", "methods", "iteration", "datasets", "imbalance"),
                "fig6": ("metric", "methods", "iteration", "datasets"),
-               "fig7": ("rho", "metric", "methods", "iteration", "datasets"),
+               "fig7": ("rho", "metric", "methods", "iteration", "datasets", "layout"),
                "fig8": ("profile", "metric", "methods", "datasets"), "dynamics": ("profile", "methods", "datasets"),
-               "table4": ("metric", "methods", "iteration", "datasets")}
+               "table4": ("metric", "methods", "iteration", "datasets", "layout", "run_columns")}
 FIGURE_CHANGES = {"metric": "accuracy", "methods": ["baseline", "over"], "iteration": 10, "datasets": ["digits"],
-                  "imbalance": "exponential", "rho": 2, "profile": LINEAR}
+                  "imbalance": "exponential", "rho": 2, "profile": LINEAR, "run_columns": 1}
+LAYOUT_CHANGES = {"fig7": "per_minority", "table4": "settings_rows"}
 
 # A protocol key -> a new value for the protocol's setting it is part of (lr_policy and checkpoints
 # are replaced whole).
@@ -305,6 +306,7 @@ EFFECTS: dict[str, Effect] = {
     # Every run is alone in its job already: smaller jobs change nothing.
     "engine.runs_per_job": Effect(setting("engine.runs_per_job", 1), nothing),
     "engine.stack": Effect(setting("engine.stack", "always"), every_bundle, retrains=False),
+    "engine.conv": Effect(setting("engine.conv", "gemm"), every_bundle, retrains=False),
     # (the search selects on validation, fig8 and dynamics draw train and test: all three are needed)
     "scoring.splits": Effect(setting("scoring.splits", ["validation", "test", "train"]), every_bundle,
                              retrains=False),
@@ -312,8 +314,13 @@ EFFECTS: dict[str, Effect] = {
     "scoring.silhouette_per_class": Effect(setting("scoring.silhouette_per_class", 3), every_bundle, retrains=False),
     "scoring.train_sample_per_class": Effect(setting("scoring.train_sample_per_class", 3), every_bundle,
                                              retrains=False),
-    **{f"figures.{name}.{key}": Effect(setting(f"figures.{name}.{key}", FIGURE_CHANGES[key]), figure(name))
+    **{f"figures.{name}.{key}": Effect(setting(f"figures.{name}.{key}",
+                                               LAYOUT_CHANGES[name] if key == "layout" else FIGURE_CHANGES[key]),
+                                       figure(name))
        for name, keys in FIGURE_KEYS.items() for key in keys},
+    # Claiming that a dataset repeats one of the paper's experiments draws its published numbers.
+    **{f"figures.{name}.paper.*": Effect(setting(f"figures.{name}.paper", {"digits": "imagenet"}), figure(name))
+       for name in ("fig3", "fig4", "table4")},
     # (accuracy is their default)
     "figures.fig6.metric": Effect(setting("figures.fig6.metric", "roc_auc"), figure("fig6")),
     "figures.fig8.metric": Effect(setting("figures.fig8.metric", "roc_auc"), figure("fig8")),

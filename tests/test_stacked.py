@@ -67,10 +67,11 @@ def trainees(tmp_path, runs, indices, phase_ones=None, name="stacked"):
                     phase_one=phase_ones[position] if phase_ones else None) for position, run in enumerate(runs)]
 
 
-def at_once(tmp_path, runs, indices, phase_ones=None, device="cpu"):
+def at_once(tmp_path, runs, indices, phase_ones=None, device="cpu", conv="grouped"):
     images, labels = tiny_data()
     return stacked.train_stacked(trainees(tmp_path, runs, indices, phase_ones),
-                                 TensorBatches(images, labels, torch.device(device)), n_classes=3, device=device)
+                                 TensorBatches(images, labels, torch.device(device)), n_classes=3, device=device,
+                                 conv=conv)
 
 
 def assert_same_weights(got, expected):
@@ -95,6 +96,21 @@ def test_k_at_once_matches_one_at_a_time(tmp_path, momentum_form, float64, threa
     # The runs really differ from each other (different seeds and data), so the match is not trivial.
     first, second = last_weights(together[0]), last_weights(together[1])
     assert (first["fc2.weight"] - second["fc2.weight"]).abs().max() > 1e-3
+
+
+def test_k_at_once_with_gemm_convolutions_matches_one_at_a_time(tmp_path, float64):
+    """engine.conv: gemm computes the same networks (float64, as above), a first and a second phase."""
+    labels = tiny_data()[1]
+    runs = specs()
+    indices = index_sets(len(runs), labels)
+    alone = one_at_a_time(tmp_path / "alone", runs, indices)
+    together = at_once(tmp_path / "together", runs, indices, conv="gemm")
+    assert_same_weights(together, alone)
+    second_runs = specs(methods=("twophase_over",), lr=0.005)
+    phase_ones = [together[1], together[3]]  # the over runs of seeds 1 and 2
+    imbalanced = index_sets(len(second_runs), labels, size=30)
+    assert_same_weights(at_once(tmp_path / "second", second_runs, imbalanced, phase_ones, conv="gemm"),
+                        one_at_a_time(tmp_path / "second_alone", second_runs, imbalanced, phase_ones))
 
 
 @pytest.mark.parametrize(("layers", "trained"), [((), ("fc2",)), (("fc1", "fc2"), ("fc1", "fc2"))],

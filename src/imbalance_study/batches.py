@@ -25,7 +25,7 @@ class EpochShuffler:
         self.order = self.rng.permutation(self.indices)
 
     def next_batch(self, size: int) -> np.ndarray:
-        parts, needed = [], size
+        parts, needed = [self.order[:0]], size
         while needed:
             if self.position == len(self.order):
                 self.order = self.rng.permutation(self.indices)
@@ -38,8 +38,9 @@ class EpochShuffler:
         return np.concatenate(parts)
 
     def next_batches(self, steps: int, size: int) -> np.ndarray:
-        """The batches of the next ``steps`` iterations, (steps, size)."""
-        return np.stack([self.next_batch(size) for _ in range(steps)])
+        """The batches of the next ``steps`` iterations, (steps, size): the same examples in the same
+        order, and the same reshuffles, as ``steps`` calls of ``next_batch``, drawn in one piece."""
+        return self.next_batch(steps * size).reshape(steps, size)
 
     def state_dict(self) -> dict:
         """Plain numbers, strings and a tensor: what ``torch.load(..., weights_only=True)`` reads."""
@@ -49,6 +50,15 @@ class EpochShuffler:
     def load_state_dict(self, state: dict) -> None:
         self.rng.bit_generator.state = state["rng"]
         self.epoch, self.position, self.order = state["epoch"], state["position"], state["order"].numpy()
+
+
+def upload(rows: np.ndarray, device: torch.device) -> torch.Tensor:
+    """Batch indices to the device without making the host wait: from pinned memory, asynchronously,
+    on CUDA (the caching host allocator keeps the pinned copy alive until the transfer is done)."""
+    tensor = torch.from_numpy(rows)
+    if device.type != "cuda":
+        return tensor
+    return tensor.pin_memory().to(device, non_blocking=True)
 
 
 class TensorBatches:

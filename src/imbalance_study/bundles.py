@@ -29,6 +29,8 @@ from .atomic import file_sha256, write_json
 
 log = logging.getLogger(__name__)
 
+SCORING_SHARE_NOTED = 0.10  # the share of training time above which a job's log says scoring is the cost
+
 
 def _inherit_divergence(trainee, device) -> dict:
     """A second phase whose first phase diverged has nothing to start from: it is not trained, and is
@@ -101,14 +103,14 @@ def exit_with_snakemake(every: float = 2.0) -> None:
 
 
 def run_bundle(members: list[dict], dataset_path: str, indices_path: str, scores_path: str, runs_path: str,
-               device: str, stack: str, scoring_settings: dict, threads: int = 1) -> dict:
+               device: str, stack: str, scoring_settings: dict, threads: int = 1, conv: str = "grouped") -> dict:
     """Train and score the bundle's runs, each run directory held by this process alone (``rundir.exclusive``)."""
     from . import rundir
 
     with contextlib.ExitStack() as held:
         for member in members:
             held.enter_context(rundir.exclusive(member["run_dir"]))
-        return _run_bundle(members, dataset_path, indices_path, scores_path, runs_path, device, stack,
+        return _run_bundle(members, dataset_path, indices_path, scores_path, runs_path, device, stack, conv,
                            scoring_settings, threads)
 
 
@@ -117,12 +119,13 @@ class IndexFileChanged(ValueError):
 
 
 def _run_bundle(members: list[dict], dataset_path: str, indices_path: str, scores_path: str, runs_path: str,
-                device: str, stack: str, scoring_settings: dict, threads: int) -> dict:
+                device: str, stack: str, conv: str, scoring_settings: dict, threads: int) -> dict:
     """Train and score the bundle's runs; write ``scores_path`` (all their score rows) and
     ``runs_path`` (each run's directory, fingerprint and timings). Returns the timings.
 
     ``members`` are ``plan.Bundle.members()``: each run and where its files lie. ``stack`` is the
-    engine's choice (``choose_engine``); ``scoring_settings`` the config's ``scoring`` section.
+    engine's choice (``choose_engine``); ``conv`` the stacked engine's convolutions (grouped or gemm);
+    ``scoring_settings`` the config's ``scoring`` section.
     """
     from . import batches, datasets, imbalance, models, plan, scoring, stacked, training
     from .devices import resolve_device
@@ -171,7 +174,8 @@ def _run_bundle(members: list[dict], dataset_path: str, indices_path: str, score
     # The pool goes to the device once for all the job's runs; image folders are decoded per batch.
     pool = batches.TensorBatches(dataset.train_images, dataset.train_labels, torch_device) if in_memory else None
     if engine == stacked.ENGINE:
-        trained = stacked.train_stacked([trainees[position] for position in to_train], pool, dataset.n_classes, device)
+        trained = stacked.train_stacked([trainees[position] for position in to_train], pool, dataset.n_classes, device,
+                                        conv=conv)
     else:
         trained = [training.train(trainees[position], pool or batches.ImageFolderBatches(
                        dataset, trainees[position].run.init_seed(), torch_device, threads=max(1, threads)),
@@ -210,8 +214,14 @@ def _run_bundle(members: list[dict], dataset_path: str, indices_path: str, score
         "runs": [{"seed": trainee.run.seed, "method": trainee.run.method.variant, "run_dir": str(trainee.run_dir),
                   "fingerprint": manifest["fingerprint"], "train_seconds": manifest["train_seconds"]}
                  for trainee, manifest in zip(trainees, manifests)]})
-    # Against the runs' own training time, which is also known for runs trained by an earlier job.
+    # Against the runs' own training time, which is also known for runs trained by an earlier job (a
+    # stacked run's is its share of its group's time, so the sum is what the device spent on them).
     trained_for = sum(manifest["train_seconds"] for manifest in manifests)
+    share = score_seconds / max(trained_for, 1e-9)
     log.info("trained in %.1f s, scored in %.1f s (%.0f%% of the %.1f s its runs' training took)", train_seconds,
-             score_seconds, 100 * score_seconds / max(trained_for, 1e-9), trained_for)
+             score_seconds, 100 * share, trained_for)
+    if share > SCORING_SHARE_NOTED:
+        log.info("scoring took more than %.0f%% of training: scoring does not get faster when training is stacked; "
+                 "scoring.train_sample_per_class, fewer checkpoints or fewer scored splits make it cheaper",
+                 100 * SCORING_SHARE_NOTED)
     return timings

@@ -105,12 +105,13 @@ class Trainee:
             log.info("resuming %s at iteration %d of %d", self.run_dir, state["iteration"], self.run.protocol.iterations)
         return state
 
-    def trained(self, model: torch.nn.Module, shuffler, train_seconds: float, engine: dict, device: torch.device,
+    def trained(self, model: torch.nn.Module, epoch: int, train_seconds: float, engine: dict, device: torch.device,
                 diverged: dict | None = None) -> dict:
-        """The manifest of the run as an engine trained it: the layers it trained, the epochs it began."""
+        """The manifest of the run as an engine trained it: the layers it trained, the epochs it began
+        (``epoch``: the data order's epoch at its last stop)."""
         return self.write_manifest(
             trained_layers=list(self.fine_tuned_layers(model)) if self.phase_one is not None else "all",
-            epochs_started=shuffler.epoch + 1, train_seconds=train_seconds, engine=engine, device=device,
+            epochs_started=epoch + 1, train_seconds=train_seconds, engine=engine, device=device,
             diverged=diverged)
 
     def write_manifest(self, *, trained_layers, epochs_started: int, train_seconds: float, engine: dict,
@@ -187,8 +188,10 @@ def train_loop(engine, protocol: Protocol, start: int, device: torch.device, log
     the seconds it took.
 
     ``engine`` supplies ``optimizer``; ``divergence`` (each network's watch state, ``FRESH`` or as
-    resumed); ``draw(steps)`` (the batch indices of the next steps, copied to the device in one
-    piece); ``batch(step, iteration)`` -> (inputs, targets); ``losses(inputs, targets)`` -> one loss
+    resumed); ``draw(steps)`` (keeps the data order's state at this stop, for ``save``, then draws the
+    batch indices of the next steps and starts their copy to the device in one piece: it is called
+    before the loss is read, so the host draws while the device still computes); ``batch(step,
+    iteration)`` -> (inputs, targets); ``losses(inputs, targets)`` -> one loss
     per network; ``finite()`` -> whether each network's weights are finite; ``diverged(network,
     record, seconds)``, told at once when a network diverges (it is then finished: its manifest is
     written); ``save(iteration, checkpoint, seconds, watch)`` (networks in ``watch.at`` are not
@@ -196,11 +199,15 @@ def train_loop(engine, protocol: Protocol, start: int, device: torch.device, log
     parameters get their own gradient, so one network's divergence leaves the others as they were.
     """
     stops = save_points(protocol, log_every)
+
+    def after(iteration: int) -> int:
+        return next((point for point in stops if point > iteration), iteration)
+
     watch = Divergence(n_classes, engine.divergence)
     iteration, elapsed, started = start, 0.0, time.perf_counter()
+    stop = after(iteration)
+    engine.draw(stop - iteration)
     while iteration < protocol.iterations and not watch.all:
-        stop = next(point for point in stops if point > iteration)
-        engine.draw(stop - iteration)
         for step in range(stop - iteration):
             inputs, targets = engine.batch(step, iteration + step)
             set_learning_rate(engine.optimizer, protocol.learning_rate(iteration + step))
@@ -209,7 +216,8 @@ def train_loop(engine, protocol: Protocol, start: int, device: torch.device, log
             engine.optimizer.zero_grad(set_to_none=True)
             losses.sum().backward()
             engine.optimizer.step()
-        iteration = stop
+        iteration, stop = stop, after(stop)
+        engine.draw(stop - iteration)  # queued behind the steps: the device never waits for the host
         values = losses.detach().float().reshape(-1).cpu().numpy()  # one read of the device per stop
         now = time.perf_counter()
         for network in watch.check(iteration, values, engine.finite()):

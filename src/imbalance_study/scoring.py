@@ -22,7 +22,15 @@ SPLITS = ("test", "validation", "train")
 def log_probabilities(model: torch.nn.Module, inputs: torch.Tensor, batch_size: int = 2048) -> np.ndarray:
     """float64 log-probabilities of ``inputs`` (N, C, H, W) under ``model`` in eval mode."""
     model.eval()
-    logits = [model(inputs[start: start + batch_size]).double() for start in range(0, len(inputs), batch_size)]
+    logits = []
+    for start in range(0, len(inputs), batch_size):
+        chunk = inputs[start: start + batch_size]
+        short = batch_size - len(chunk)
+        if short and inputs.is_cuda and len(inputs) > batch_size:
+            # Every chunk the same shape: cudnn.benchmark tunes its kernels once per shape, and each
+            # run's last chunk would otherwise be a new one. The padding rows are dropped.
+            chunk = torch.cat([chunk, chunk.new_zeros((short, *chunk.shape[1:]))])
+        logits.append(model(chunk)[: batch_size - short].double())
     return torch.log_softmax(torch.cat(logits), dim=1).cpu().numpy()
 
 

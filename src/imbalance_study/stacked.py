@@ -29,10 +29,11 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from . import rundir
 from .atomic import atomic_path, ensure_space
-from .batches import EpochShuffler
+from .batches import EpochShuffler, upload
 from .devices import resolve_device, restore_rng_states, rng_states
 from .loop import FRESH, Trainee, train_loop
 from .optim import make_optimizer, momentum_key
+from .stacked_conv import with_gemm_convolutions
 
 log = logging.getLogger(__name__)
 
@@ -56,17 +57,20 @@ class _Started:
         if state is not None:
             self.iteration, self.seconds, self.divergence = state["iteration"], state["seconds"], state["divergence"]
             self.velocity, self.torch_rng = state["velocity"], state["torch_rng"]
+        self.at_stop = self.shuffler.state_dict()  # the data order's state at the last stop
 
     def write_manifest(self, seconds: float, networks: int, device: torch.device, diverged: dict | None = None) -> dict:
-        # train_seconds: the time of the whole stacked group, whose networks trained together.
-        return self.trainee.trained(self.model, self.shuffler, self.seconds + seconds,
-                                    {"name": ENGINE, "networks_at_once": networks}, device, diverged)
+        # train_seconds: the run's share of its group's time (the group's seconds over its networks),
+        # so that the runs of a job add up to the time the job trained, as one-at-a-time runs do.
+        return self.trainee.trained(self.model, self.at_stop["epoch"], self.seconds + seconds / networks,
+                                    {"name": ENGINE, "networks_at_once": networks,
+                                     "group_train_seconds": round(seconds, 3)}, device, diverged)
 
 
 class Stacked:
     """K networks of one model and protocol, stacked, each on its own batches."""
 
-    def __init__(self, members: list[_Started], batches, device: torch.device):
+    def __init__(self, members: list[_Started], batches, device: torch.device, conv: str = "grouped"):
         self.members, self.batches, self.device = members, batches, device
         self.protocol = protocol = members[0].trainee.run.protocol
         template = members[0].model
@@ -81,7 +85,8 @@ class Stacked:
                 if name not in self.trainable_names:
                     self.parameters[name] = self.parameters[name].detach()
             log.info("second phase: training %s of %d networks", ", ".join(self.trainable_names), len(members))
-        base = copy.deepcopy(template).to("meta")
+        # The same parameters under either computation of the convolutions (engine.conv).
+        base = (with_gemm_convolutions(template) if conv == "gemm" else copy.deepcopy(template)).to("meta")
 
         def one_loss(params, buffs, inputs, targets):
             return nn.functional.cross_entropy(functional_call(base, (params, buffs), (inputs,)), targets)
@@ -102,8 +107,10 @@ class Stacked:
 
     def draw(self, steps: int) -> None:
         batch_size = self.protocol.batch_size
+        for member in self.members:
+            member.at_stop = member.shuffler.state_dict()
         rows = np.stack([member.shuffler.next_batches(steps, batch_size) for member in self.members], axis=1)
-        self.ahead = torch.from_numpy(rows).to(self.device)  # (steps, K, batch)
+        self.ahead = upload(rows, self.device)  # (steps, K, batch)
 
     def batch(self, step: int, iteration: int):
         return self.batches.gather(self.ahead[step])
@@ -139,30 +146,35 @@ class Stacked:
         # that diverged is finished: it has no more files.
         weights = sum(tensor.nbytes for tensor in [*self.parameters.values(), *self.buffers.values()])
         ensure_space(self.members[0].trainee.run_dir / "resume.pt", weights * (3 if checkpoint else 2))
+        # Each stacked tensor crosses to the host once (one copy, not one per network); a network's
+        # slices are then cloned on the host, so that its files hold only its own weights.
+        weights_on_host = {name: tensor.detach().cpu() for name, tensor in {**self.parameters, **self.buffers}.items()}
+        velocities_on_host = {name: self.optimizer.state[parameter][self.key].detach().cpu()
+                              for name, parameter in zip(self.trainable_names, self.trainable)
+                              if self.key in self.optimizer.state[parameter]}
         with contextlib.ExitStack() as renames:
             for position, member in enumerate(self.members):
                 if position in watch.at:
                     continue
                 trainee = member.trainee
-                state = {name: tensor[position].detach().clone().cpu()
-                         for name, tensor in {**self.parameters, **self.buffers}.items()}
+                state = {name: tensor[position].clone() for name, tensor in weights_on_host.items()}
                 if checkpoint:
                     temporary = renames.enter_context(atomic_path(rundir.checkpoint_path(trainee.run_dir, iteration)))
                     torch.save({"fingerprint": trainee.fingerprint, "iteration": iteration, "model": state}, temporary)
-                velocity = {name: self.optimizer.state[parameter][self.key][position].detach().clone().cpu()
-                            for name, parameter in zip(self.trainable_names, self.trainable)
-                            if self.key in self.optimizer.state[parameter]}
+                velocity = {name: tensor[position].clone() for name, tensor in velocities_on_host.items()}
                 temporary = renames.enter_context(atomic_path(trainee.run_dir / "resume.pt"))
                 torch.save({"engine": ENGINE, "fingerprint": trainee.fingerprint, "iteration": iteration,
-                            "seconds": seconds + member.seconds, "model": state, "velocity": velocity,
-                            "shuffler": member.shuffler.state_dict(), "torch_rng": rng_states(self.device),
+                            "seconds": member.seconds + seconds / len(self.members), "model": state,
+                            "velocity": velocity,
+                            "shuffler": member.at_stop, "torch_rng": rng_states(self.device),
                             "divergence": watch.states[position]}, temporary)
 
 
 def train_stacked(trainees: list[Trainee], batches, n_classes: int, device: str = "auto",
-                  log_every: int = 100) -> list[dict]:
+                  log_every: int = 100, conv: str = "grouped") -> list[dict]:
     """Train ``trainees`` (one model and protocol, all one-phase or all two-phase) at once; return
     their manifests in order. ``batches`` is a ``batches.TensorBatches`` over the dataset's pool.
+    ``conv``: the convolutions as vmap makes them (grouped) or as batched matrix products (gemm).
     Runs already finished with the same settings are returned as they are.
     """
     if not trainees:
@@ -183,7 +195,7 @@ def train_stacked(trainees: list[Trainee], batches, n_classes: int, device: str 
             by_iteration.setdefault(member.iteration, []).append((position, member))
     for start in sorted(by_iteration):
         group = [member for _, member in by_iteration[start]]
-        engine = Stacked(group, batches, torch_device)
+        engine = Stacked(group, batches, torch_device, conv)
         seconds = train_loop(engine, engine.protocol, start, torch_device, log_every,
                              f"{len(group)} stacked runs of {group[0].trainee.run_dir.parent.parent}", n_classes)
         for network, (position, member) in enumerate(by_iteration[start]):

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from . import rundir
-from .batches import EpochShuffler
+from .batches import EpochShuffler, upload
 from .devices import resolve_device, restore_rng_states, rng_states
 from .loop import FRESH, Trainee, train_loop
 from .optim import freeze_all_but, make_optimizer
@@ -55,9 +55,9 @@ class OneAtATime:
                         module.eval()
 
     def draw(self, steps: int) -> None:
+        self.at_stop = self.shuffler.state_dict()
         if self.batches.in_memory:
-            batches = self.shuffler.next_batches(steps, self.trainee.run.protocol.batch_size)
-            self.ahead = torch.from_numpy(batches).to(self.device)
+            self.ahead = upload(self.shuffler.next_batches(steps, self.trainee.run.protocol.batch_size), self.device)
 
     def batch(self, step: int, iteration: int):
         if self.batches.in_memory:
@@ -68,7 +68,7 @@ class OneAtATime:
         return nn.functional.cross_entropy(self.model(inputs), targets)
 
     def describe(self, losses: np.ndarray, diverged: dict) -> str:
-        return f"loss {losses[0]:.4f}, epoch {self.shuffler.epoch}"
+        return f"loss {losses[0]:.4f}, epoch {self.at_stop['epoch']}"
 
     def finite(self) -> np.ndarray:
         return np.array([all(bool(torch.isfinite(parameter).all()) for parameter in self.model.parameters())])
@@ -77,7 +77,7 @@ class OneAtATime:
         self.manifest = self.write_manifest(seconds, record)
 
     def write_manifest(self, seconds: float, diverged: dict | None = None) -> dict:
-        return self.trainee.trained(self.model, self.shuffler, self.seconds + seconds,
+        return self.trainee.trained(self.model, self.at_stop["epoch"], self.seconds + seconds,
                                     {"name": ENGINE, "networks_at_once": 1}, self.device, diverged)
 
     def save(self, iteration: int, checkpoint: bool, seconds: float, watch) -> None:
@@ -87,7 +87,7 @@ class OneAtATime:
                         rundir.checkpoint_path(trainee.run_dir, iteration))
         rundir.save({"engine": ENGINE, "fingerprint": trainee.fingerprint, "iteration": iteration,
                      "seconds": self.seconds + seconds, "model": self.model.state_dict(),
-                     "optimizer": self.optimizer.state_dict(), "shuffler": self.shuffler.state_dict(),
+                     "optimizer": self.optimizer.state_dict(), "shuffler": self.at_stop,
                      "torch_rng": rng_states(self.device), "divergence": watch.states[0]}, trainee.run_dir / "resume.pt")
 
 
