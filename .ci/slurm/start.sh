@@ -9,7 +9,8 @@
 #
 # The node offers one fake GPU (gres gpu:fake:1, File=/dev/null): enough for Slurm to schedule
 # `--gpus=1` and set CUDA_VISIBLE_DEVICES, while the code still sees no CUDA and runs on the CPU.
-# Partitions: `cpu` (the default) and `gpu`, both on this node.
+# Partitions: `cpu` (Default=YES: where sbatch without -p puts a job, as on most clusters) and `gpu`,
+# both on this node. The profile's test run without IMBALANCE_STUDY_* variables relies on the default.
 # An account `study` holds the user who runs this script.
 #
 # Needs root and the packages of .ci/slurm/install.sh. Takes about 15 s here.
@@ -205,9 +206,10 @@ wait_for 60 "node $HOST to be idle" node_idle
 log "slurmctld (pid $(cat "$DIR/run/slurmctld.pid"), port $CTLD_PORT) and slurmd (pid $(cat "$DIR/run/slurmd.pid")) up"
 
 # --- smoke test: a GPU job runs and reaches the accounting database ---------------------------------
+[ "$(sinfo -h -o %P | grep -F '*')" = 'cpu*' ] || fail "partition cpu is not the default (sinfo: $(sinfo -h -o %P | tr '\n' ' '))"
 job=$(sbatch --parsable -p gpu -A study --gpus=1 -t 1 -o "$DIR/log/smoke-%j.out" \
     --wrap 'echo "CUDA_VISIBLE_DEVICES=$CUDA_VISIBLE_DEVICES"')
 job_done() { [ "$(sacct -n -X -P -j "$job" -o State | head -n 1)" = COMPLETED ]; }
 wait_for 60 "smoke job $job to be COMPLETED in sacct" job_done
 grep -q "CUDA_VISIBLE_DEVICES=0" "$DIR/log/smoke-$job.out" || fail "the GPU job saw no CUDA_VISIBLE_DEVICES=0"
-log "ready: export SLURM_CONF=$SLURM_CONF (partitions cpu, gpu; account study; 1 fake GPU)"
+log "ready: export SLURM_CONF=$SLURM_CONF (partitions cpu (default), gpu; account study; 1 fake GPU)"
