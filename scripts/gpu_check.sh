@@ -11,6 +11,11 @@
 #                                    the official MNIST .gz files in data/gpu-mnist/ (both ignored by
 #                                    git, 12 MB together: they travel with the working tree)
 #   scripts/gpu_check.sh             there: installs .whl/ into a temporary folder, then runs 1 and 2
+#
+# Both folders are ignored by git, so the device tool sends them only when its call names them:
+#   carry: [".whl", "data/gpu-mnist"]
+# Without one of them the script stops at once (exit 2, before pip, nvidia-smi or PyTorch), naming the
+# missing folders and that carry list.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = "--prepare" ]; then
@@ -21,14 +26,33 @@ if [ "${1:-}" = "--prepare" ]; then
     du -sh .whl data/gpu-mnist
     exit 0
 fi
+# What --prepare made here, checked before anything else: without the wheels the tests fail at
+# `import jsonschema`, without the MNIST files the benchmark tries to download them.
+missing=()
+compgen -G ".whl/*.whl" > /dev/null || missing+=(".whl/ (jsonschema and its dependencies as wheels)")
+for name in train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte; do
+    if [ ! -f "data/gpu-mnist/MNIST/raw/$name.gz" ]; then
+        missing+=("data/gpu-mnist/ (MNIST's official .gz files in data/gpu-mnist/MNIST/raw/)")
+        break
+    fi
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    {
+        echo "gpu_check.sh: missing in $PWD:"
+        printf '  %s\n' "${missing[@]}"
+        echo "Both folders are ignored by git and travel to the GPU machine only when carried. Run"
+        echo "scripts/gpu_check.sh --prepare where there is internet (and MNIST in ../shared/data), then"
+        echo "call the device tool's run with"
+        echo '  carry: [".whl", "data/gpu-mnist"]'
+    } >&2
+    exit 2
+fi
 python3 -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else "no CUDA GPU visible to PyTorch")' || exit 1
 out="${OUT:-gpu-check}"
 mkdir -p "$out"
-if compgen -G ".whl/*.whl" > /dev/null; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/gpu-check-site \
-        .whl/*.whl || exit 1
-    export PYTHONPATH="/tmp/gpu-check-site${PYTHONPATH:+:$PYTHONPATH}"
-fi
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/gpu-check-site \
+    .whl/*.whl || exit 1
+export PYTHONPATH="/tmp/gpu-check-site${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 nvidia-smi > "$out/nvidia-smi.txt" 2>&1
 python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.get_device_name())' \

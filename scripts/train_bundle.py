@@ -11,5 +11,6 @@ bundles.exit_with_snakemake()
 torch.set_num_threads(snakemake.threads)
 bundles.run_bundle(snakemake.params.members, dataset_path=snakemake.input.dataset,
                    indices_path=snakemake.input.indices, scores_path=snakemake.output.scores, runs_path=snakemake.output.runs,
-                   device=snakemake.params.device, stack=snakemake.params.stack,
+                   device=snakemake.params.device, stack=snakemake.params.stack, conv=snakemake.params.conv,
+                   graphs=snakemake.params.graphs,
                    scoring_settings=snakemake.params.scoring, threads=snakemake.threads)

@@ -75,3 +75,42 @@ def drawn_figures():
         else:
             targets += [plan.FIGURE.format(figure=name, extension=extension) for extension in catalog.EXTENSIONS]
     return targets
+
+
+def visible_gpus():
+    """How many NVIDIA GPUs this machine, where Snakemake plans the jobs, shows to CUDA, without
+    importing PyTorch (seconds per Snakemake call): the GPUs `nvidia-smi -L` lists (it comes with
+    the driver), cut to the devices CUDA_VISIBLE_DEVICES names where it is set ("" and "-1" hide
+    them all). 0 without nvidia-smi, or where it fails."""
+    import os
+    import shutil
+    import subprocess
+
+    count = 0
+    nvidia_smi = shutil.which("nvidia-smi")
+    if nvidia_smi:
+        try:
+            listing = subprocess.run([nvidia_smi, "-L"], capture_output=True, text=True, timeout=60)
+        except (OSError, subprocess.SubprocessError):
+            listing = None
+        if listing is not None and listing.returncode == 0:
+            count = sum(line.startswith("GPU ") for line in listing.stdout.splitlines())
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        listed = 0
+        for entry in visible.split(","):  # CUDA reads the list up to its first invalid entry
+            if not entry.strip() or entry.strip().startswith("-"):
+                break
+            listed += 1
+        count = min(count, listed)
+    return count
+
+
+def training_gpus():
+    """Resource `gpu` of a training job: 1 where it trains on CUDA (device cuda or cuda:N, or auto
+    with a GPU visible here), else 0. The local profile (profiles/default) offers gpu=1, so jobs on
+    the GPU queue for it while CPU-only training is not limited; profiles/slurm sets gpu=1 itself."""
+    device = config["device"]
+    if device == "auto":
+        return 1 if visible_gpus() > 0 else 0
+    return 1 if device.startswith("cuda") else 0
