@@ -307,6 +307,7 @@ EFFECTS: dict[str, Effect] = {
     "engine.runs_per_job": Effect(setting("engine.runs_per_job", 1), nothing),
     "engine.stack": Effect(setting("engine.stack", "always"), every_bundle, retrains=False),
     "engine.conv": Effect(setting("engine.conv", "gemm"), every_bundle, retrains=False),
+    "engine.graphs": Effect(setting("engine.graphs", "auto"), every_bundle, retrains=False),
     # (the search selects on validation, fig8 and dynamics draw train and test: all three are needed)
     "scoring.splits": Effect(setting("scoring.splits", ["validation", "test", "train"]), every_bundle,
                              retrains=False),

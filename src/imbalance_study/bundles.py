@@ -103,14 +103,15 @@ def exit_with_snakemake(every: float = 2.0) -> None:
 
 
 def run_bundle(members: list[dict], dataset_path: str, indices_path: str, scores_path: str, runs_path: str,
-               device: str, stack: str, scoring_settings: dict, threads: int = 1, conv: str = "grouped") -> dict:
+               device: str, stack: str, scoring_settings: dict, threads: int = 1, conv: str = "grouped",
+               graphs: str = "never") -> dict:
     """Train and score the bundle's runs, each run directory held by this process alone (``rundir.exclusive``)."""
     from . import rundir
 
     with contextlib.ExitStack() as held:
         for member in members:
             held.enter_context(rundir.exclusive(member["run_dir"]))
-        return _run_bundle(members, dataset_path, indices_path, scores_path, runs_path, device, stack, conv,
+        return _run_bundle(members, dataset_path, indices_path, scores_path, runs_path, device, stack, conv, graphs,
                            scoring_settings, threads)
 
 
@@ -119,12 +120,13 @@ class IndexFileChanged(ValueError):
 
 
 def _run_bundle(members: list[dict], dataset_path: str, indices_path: str, scores_path: str, runs_path: str,
-                device: str, stack: str, conv: str, scoring_settings: dict, threads: int) -> dict:
+                device: str, stack: str, conv: str, graphs: str, scoring_settings: dict, threads: int) -> dict:
     """Train and score the bundle's runs; write ``scores_path`` (all their score rows) and
     ``runs_path`` (each run's directory, fingerprint and timings). Returns the timings.
 
     ``members`` are ``plan.Bundle.members()``: each run and where its files lie. ``stack`` is the
     engine's choice (``choose_engine``); ``conv`` the stacked engine's convolutions (grouped or gemm);
+    ``graphs`` whether the stacked engine's step is compiled into CUDA graphs (``stacked_step.compiles``);
     ``scoring_settings`` the config's ``scoring`` section.
     """
     from . import batches, datasets, imbalance, models, plan, scoring, stacked, training
@@ -175,7 +177,7 @@ def _run_bundle(members: list[dict], dataset_path: str, indices_path: str, score
     pool = batches.TensorBatches(dataset.train_images, dataset.train_labels, torch_device) if in_memory else None
     if engine == stacked.ENGINE:
         trained = stacked.train_stacked([trainees[position] for position in to_train], pool, dataset.n_classes, device,
-                                        conv=conv)
+                                        conv=conv, graphs=graphs)
     else:
         trained = [training.train(trainees[position], pool or batches.ImageFolderBatches(
                        dataset, trainees[position].run.init_seed(), torch_device, threads=max(1, threads)),

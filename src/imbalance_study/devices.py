@@ -17,10 +17,12 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
-def autocast(device: torch.device, precision: str):
+def autocast(device: torch.device, precision: str, cache: bool = True):
     """bfloat16 autocast for ``precision`` bf16 (matmuls and convolutions in bf16, fp32 weights,
-    losses and updates); a no-op context for fp32."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+    losses and updates); a no-op context for fp32. ``cache=False`` casts the weights at every use
+    instead of keeping their bf16 copies for the context's lifetime: what a step captured by CUDA
+    graphs or ``torch.compile`` needs (the same numbers; each weight is used once per forward pass)."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16", cache_enabled=cache)
 
 
 def rng_states(device: torch.device) -> dict:

@@ -1,11 +1,13 @@
 """The training loop both engines share, and a run as a training job holds it (``Trainee``).
 
 ``train_loop`` owns everything about the course of training: the save points (checkpoints, resume
-states, log lines), the learning-rate schedule, autocast, the optimiser step, timing, logging, and
-watching for divergence (``Divergence``). An engine supplies only what differs between training one
-network and K stacked networks: the batches of the next steps (``draw``, ``batch``), the losses of a
-batch (``losses``: one per network), whether each network's weights are finite (``finite``) and how
-its state is written (``save``). A fixed number of iterations, whatever the size of the training set.
+states, log lines), the learning-rate schedule, timing, logging, and watching for divergence
+(``Divergence``). An engine supplies only what differs between training one network and K stacked
+networks: the batches of the next steps (``draw``), one training step (``step``: its batch, autocast,
+the losses, the gradients and the optimiser's update; the one-at-a-time engine by ``backward()``, the
+stacked engine as one function that CUDA graphs can capture, ``stacked_step``), whether each network's
+weights are finite (``finite``) and how its state is written (``save``). A fixed number of
+iterations, whatever the size of the training set.
 """
 
 from __future__ import annotations
@@ -21,8 +23,6 @@ import numpy as np
 import torch
 
 from . import models, rundir
-from .devices import autocast
-from .optim import set_learning_rate
 from .plan import Run
 from .protocol import Protocol
 
@@ -182,17 +182,17 @@ class Divergence:
 FRESH = {"above": 0, "since": None}  # the divergence watch of a run that starts afresh
 
 
-def train_loop(engine, protocol: Protocol, start: int, device: torch.device, log_every: int, what: str,
-               n_classes: int) -> float:
+def train_loop(engine, protocol: Protocol, start: int, log_every: int, what: str, n_classes: int) -> float:
     """Train from iteration ``start`` to the protocol's end, or until every network diverged; returns
     the seconds it took.
 
-    ``engine`` supplies ``optimizer``; ``divergence`` (each network's watch state, ``FRESH`` or as
-    resumed); ``draw(steps)`` (keeps the data order's state at this stop, for ``save``, then draws the
-    batch indices of the next steps and starts their copy to the device in one piece: it is called
-    before the loss is read, so the host draws while the device still computes); ``batch(step,
-    iteration)`` -> (inputs, targets); ``losses(inputs, targets)`` -> one loss
-    per network; ``finite()`` -> whether each network's weights are finite; ``diverged(network,
+    ``engine`` supplies ``divergence`` (each network's watch state, ``FRESH`` or as resumed);
+    ``draw(steps)`` (keeps the data order's state at this stop, for ``save``, then draws the batch
+    indices of the next steps and starts their copy to the device in one piece: it is called before
+    the loss is read, so the host draws while the device still computes); ``step(step, iteration,
+    lr)`` -> one loss per network: trains on the ``step``-th batch drawn at this stop (the run's
+    ``iteration``) at learning rate ``lr``, with nothing read back from the device;
+    ``finite()`` -> whether each network's weights are finite; ``diverged(network,
     record, seconds)``, told at once when a network diverges (it is then finished: its manifest is
     written); ``save(iteration, checkpoint, seconds, watch)`` (networks in ``watch.at`` are not
     saved); ``describe(losses, diverged)`` for the log. The losses of K networks are summed: each network's
@@ -209,13 +209,7 @@ def train_loop(engine, protocol: Protocol, start: int, device: torch.device, log
     engine.draw(stop - iteration)
     while iteration < protocol.iterations and not watch.all:
         for step in range(stop - iteration):
-            inputs, targets = engine.batch(step, iteration + step)
-            set_learning_rate(engine.optimizer, protocol.learning_rate(iteration + step))
-            with autocast(device, protocol.precision):
-                losses = engine.losses(inputs, targets)
-            engine.optimizer.zero_grad(set_to_none=True)
-            losses.sum().backward()
-            engine.optimizer.step()
+            losses = engine.step(step, iteration + step, protocol.learning_rate(iteration + step))
         iteration, stop = stop, after(stop)
         engine.draw(stop - iteration)  # queued behind the steps: the device never waits for the host
         values = losses.detach().float().reshape(-1).cpu().numpy()  # one read of the device per stop

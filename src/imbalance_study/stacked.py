@@ -6,7 +6,8 @@ and one step evaluates all K networks on their own batches with ``vmap(functiona
 K losses are summed: each network's parameters get exactly its own gradient, and the optimisers
 used here (SGD in Caffe's or PyTorch's form) act elementwise, so every network follows the same
 trajectory it would alone, up to floating-point summation order. Dropout draws different masks per
-network (``randomness="different"``), so a run's masks depend on the runs beside it.
+network (``randomness="different"``), so a run's masks depend on the runs beside it. The step is one
+function that CUDA graphs can capture (``stacked_step``; ``engine.graphs``).
 
 Each run keeps its own files in the run directory's format (``rundir``), its ``resume.pt`` in this
 engine's own layout (``engine: stacked``). Runs whose resume states stand at different iterations (a
@@ -21,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -32,8 +34,9 @@ from .atomic import atomic_path, ensure_space
 from .batches import EpochShuffler, upload
 from .devices import resolve_device, restore_rng_states, rng_states
 from .loop import FRESH, Trainee, train_loop
-from .optim import make_optimizer, momentum_key
+from .optim import make_optimizer, momentum_key, momentum_tensors
 from .stacked_conv import with_gemm_convolutions
+from .stacked_step import Step
 
 log = logging.getLogger(__name__)
 
@@ -70,20 +73,20 @@ class _Started:
 class Stacked:
     """K networks of one model and protocol, stacked, each on its own batches."""
 
-    def __init__(self, members: list[_Started], batches, device: torch.device, conv: str = "grouped"):
+    def __init__(self, members: list[_Started], batches, device: torch.device, conv: str = "grouped",
+                 graphs: str = "never"):
         self.members, self.batches, self.device = members, batches, device
         self.protocol = protocol = members[0].trainee.run.protocol
         template = members[0].model
         if not supports(template):
             raise ValueError(f"model {members[0].trainee.run.model} has batch normalisation: train it one at a time")
-        self.parameters, self.buffers = stack_module_state([member.model.to(device) for member in members])
+        # Plain tensors, not autograd leaves: the step differentiates them functionally (stacked_step).
+        parameters, self.buffers = stack_module_state([member.model.to(device) for member in members])
+        self.parameters = {name: tensor.detach() for name, tensor in parameters.items()}
         self.trainable_names = list(self.parameters)
         if members[0].trainee.phase_one is not None:
             layers = members[0].trainee.fine_tuned_layers(template)
             self.trainable_names = [name for name in self.parameters if name.split(".")[0] in layers]
-            for name in self.parameters:
-                if name not in self.trainable_names:
-                    self.parameters[name] = self.parameters[name].detach()
             log.info("second phase: training %s of %d networks", ", ".join(self.trainable_names), len(members))
         # The same parameters under either computation of the convolutions (engine.conv).
         base = (with_gemm_convolutions(template) if conv == "gemm" else copy.deepcopy(template)).to("meta")
@@ -93,6 +96,8 @@ class Stacked:
 
         self.losses_of = vmap(one_loss, randomness="different")
         self.trainable = [self.parameters[name] for name in self.trainable_names]
+        # The optimiser holds the momentum (its state is what saves write and resumes restore); the
+        # step applies its update to the same tensors (optim.update_).
         self.optimizer = make_optimizer(protocol, self.trainable)
         self.key = momentum_key(protocol)
         # No momentum kept yet (a fresh start, or momentum 0 in PyTorch's form, which keeps none): nothing to restore.
@@ -103,6 +108,14 @@ class Stacked:
                         [member.velocity[name] for member in members]).to(device)
         if members[0].torch_rng is not None:
             restore_rng_states(members[0].torch_rng, device)
+        self.velocities = momentum_tensors(self.optimizer, protocol)
+        # What the step reads and writes at fixed addresses: the batch's pool rows, the learning rate
+        # (0-d, on the device), the K losses.
+        dtype = self.trainable[0].dtype
+        self.rows = torch.zeros((len(members), protocol.batch_size), dtype=torch.int64, device=device)
+        self.lr = torch.zeros((), dtype=dtype, device=device)
+        self.last_losses = torch.zeros(len(members), dtype=dtype, device=device)
+        self.step_function = Step(self, graphs)
         self.ahead, self.manifests = None, {}
 
     def draw(self, steps: int) -> None:
@@ -112,11 +125,26 @@ class Stacked:
         rows = np.stack([member.shuffler.next_batches(steps, batch_size) for member in self.members], axis=1)
         self.ahead = upload(rows, self.device)  # (steps, K, batch)
 
-    def batch(self, step: int, iteration: int):
-        return self.batches.gather(self.ahead[step])
+    def step(self, step: int, iteration: int, lr: float) -> torch.Tensor:
+        """One training step of the K networks (``loop.train_loop``): ``stacked_step.train_step``."""
+        self.rows.copy_(self.ahead[step], non_blocking=True)
+        self.lr.fill_(lr)
+        return self.step_function(self.rows, self.lr)
 
     def losses(self, inputs, targets) -> torch.Tensor:
+        """The K networks' losses on their batches (K, batch, ...), under the weights ``self.parameters``."""
         return self.losses_of(self.parameters, self.buffers, inputs, targets)
+
+    @contextlib.contextmanager
+    def weights(self, trainable: dict) -> Iterator[None]:
+        """``losses`` computed with the tensors ``trainable`` in place of the trainable weights (as
+        ``torch.func.functional_call`` puts tensors in a module's place): the step differentiates them."""
+        saved = self.parameters
+        self.parameters = {**saved, **trainable}
+        try:
+            yield
+        finally:
+            self.parameters = saved
 
     def finite(self) -> np.ndarray:
         """Per network, whether all its weights are finite (one read of the device for all of them)."""
@@ -171,10 +199,11 @@ class Stacked:
 
 
 def train_stacked(trainees: list[Trainee], batches, n_classes: int, device: str = "auto",
-                  log_every: int = 100, conv: str = "grouped") -> list[dict]:
+                  log_every: int = 100, conv: str = "grouped", graphs: str = "never") -> list[dict]:
     """Train ``trainees`` (one model and protocol, all one-phase or all two-phase) at once; return
     their manifests in order. ``batches`` is a ``batches.TensorBatches`` over the dataset's pool.
     ``conv``: the convolutions as vmap makes them (grouped) or as batched matrix products (gemm).
+    ``graphs``: whether the step is compiled and captured as CUDA graphs (``stacked_step.compiles``).
     Runs already finished with the same settings are returned as they are.
     """
     if not trainees:
@@ -195,8 +224,8 @@ def train_stacked(trainees: list[Trainee], batches, n_classes: int, device: str 
             by_iteration.setdefault(member.iteration, []).append((position, member))
     for start in sorted(by_iteration):
         group = [member for _, member in by_iteration[start]]
-        engine = Stacked(group, batches, torch_device, conv)
-        seconds = train_loop(engine, engine.protocol, start, torch_device, log_every,
+        engine = Stacked(group, batches, torch_device, conv, graphs)
+        seconds = train_loop(engine, engine.protocol, start, log_every,
                              f"{len(group)} stacked runs of {group[0].trainee.run_dir.parent.parent}", n_classes)
         for network, (position, member) in enumerate(by_iteration[start]):
             manifests[position] = engine.manifests.get(network) or member.write_manifest(seconds, len(group),

@@ -16,9 +16,9 @@ from torch import nn
 
 from . import rundir
 from .batches import EpochShuffler, upload
-from .devices import resolve_device, restore_rng_states, rng_states
+from .devices import autocast, resolve_device, restore_rng_states, rng_states
 from .loop import FRESH, Trainee, train_loop
-from .optim import freeze_all_but, make_optimizer
+from .optim import freeze_all_but, make_optimizer, set_learning_rate
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,18 @@ class OneAtATime:
     def losses(self, inputs, targets) -> torch.Tensor:
         return nn.functional.cross_entropy(self.model(inputs), targets)
 
+    def step(self, step: int, iteration: int, lr: float) -> torch.Tensor:
+        """One training step (``loop.train_loop``): the forward pass under the protocol's autocast,
+        ``backward()``, the optimiser's step."""
+        inputs, targets = self.batch(step, iteration)
+        set_learning_rate(self.optimizer, lr)
+        with autocast(self.device, self.trainee.run.protocol.precision):
+            losses = self.losses(inputs, targets)
+        self.optimizer.zero_grad(set_to_none=True)
+        losses.backward()
+        self.optimizer.step()
+        return losses.detach()
+
     def describe(self, losses: np.ndarray, diverged: dict) -> str:
         return f"loss {losses[0]:.4f}, epoch {self.at_stop['epoch']}"
 
@@ -103,6 +115,6 @@ def train(trainee: Trainee, batches, n_classes: int, device: str = "auto", log_e
         return finished
     torch_device = resolve_device(device)
     engine = OneAtATime(trainee, batches, n_classes, torch_device)
-    seconds = train_loop(engine, trainee.run.protocol, engine.iteration, torch_device, log_every,
-                         str(trainee.run_dir), n_classes)
+    seconds = train_loop(engine, trainee.run.protocol, engine.iteration, log_every, str(trainee.run_dir),
+                         n_classes)
     return engine.manifest or engine.write_manifest(seconds)
