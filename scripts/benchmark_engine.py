@@ -13,6 +13,7 @@ Also run by scripts/benchmark.py. On real MNIST (LeNet-5, batch 64, the paper's 
 3. files      files and bytes one stacked job of 8 runs writes and leaves, with the paper's MNIST
               checkpoints (8, log-spaced) and a resume state every 2,000 of 10,000 iterations
               (scaled down: 400 iterations, resume every 80; the counts do not depend on the length).
+              Every write is a temporary file renamed into place, so these are also the fsyncs.
 4. conv       forward + backward of K = 8 and 64 stacked LeNet-5s with grouped against GEMM
               convolutions (engine.conv), images/s and their ratio.
 """
@@ -52,7 +53,7 @@ def report(images: np.ndarray, labels: np.ndarray, device: torch.device, workdir
           f"drawn in one piece per run, {stop['batch by batch']:.4f} s batch by batch "
           f"({stop['batch by batch'] / stop['vectorised']:.0f}x)")
     written = probes.files_written(images, labels, 8, 400, 8, 80, workdir, str(device))
-    print(f"files [{device.type}] one stacked job of 8 runs (8 checkpoints, 5 resume saves): "
+    print(f"files [{device.type}] one stacked job of 8 runs (8 checkpoints, resume state every 80 of 400): "
           f"{written['files written']} files and {written['bytes written'] / 1e6:.1f} MB written, "
           f"{written['files left']} files and {written['bytes left'] / 1e6:.1f} MB left")
     cpu = device.type == "cpu"

@@ -194,7 +194,8 @@ def train_loop(engine, protocol: Protocol, start: int, log_every: int, what: str
     ``iteration``) at learning rate ``lr``, with nothing read back from the device;
     ``finite()`` -> whether each network's weights are finite; ``diverged(network,
     record, seconds)``, told at once when a network diverges (it is then finished: its manifest is
-    written); ``save(iteration, checkpoint, seconds, watch)`` (networks in ``watch.at`` are not
+    written); ``save(iteration, checkpoint, resume, seconds, watch)`` (the checkpoint and/or the resume state;
+    networks in ``watch.at`` are not
     saved); ``describe(losses, diverged)`` for the log. The losses of K networks are summed: each network's
     parameters get their own gradient, so one network's divergence leaves the others as they were.
     """
@@ -222,7 +223,11 @@ def train_loop(engine, protocol: Protocol, start: int, log_every: int, what: str
             log.info("%s: iteration %d, %s, lr %.6f", what, iteration, engine.describe(values, watch.at),
                      protocol.learning_rate(iteration - 1))
         checkpoint = iteration in protocol.checkpoints
-        if not watch.all and (checkpoint or iteration % protocol.resume_every == 0):
+        # The resume state only every resume_every iterations, and not at the end, where the manifest
+        # follows at once: a checkpoint alone is one file per run, not two (a kill after it redoes at
+        # most resume_every iterations, bit-identical, and rewrites the same checkpoint).
+        resume = iteration % protocol.resume_every == 0 and iteration < protocol.iterations
+        if not watch.all and (checkpoint or resume):
             elapsed, started = elapsed + now - started, now
-            engine.save(iteration, checkpoint, elapsed, watch)
+            engine.save(iteration, checkpoint, resume, elapsed, watch)
     return elapsed + time.perf_counter() - started

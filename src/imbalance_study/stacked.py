@@ -168,18 +168,18 @@ class Stacked:
         slice of the stack goes on computing, unread, until the group ends."""
         self.manifests[network] = self.members[network].write_manifest(seconds, len(self.members), self.device, record)
 
-    def save(self, iteration: int, checkpoint: bool, seconds: float, watch) -> None:
+    def save(self, iteration: int, checkpoint: bool, resume: bool, seconds: float, watch) -> None:
         # Every file is written under a temporary name first and all are renamed together at the
         # end, so that a kill almost never leaves the group's runs at different iterations. A network
         # that diverged is finished: it has no more files.
         weights = sum(tensor.nbytes for tensor in [*self.parameters.values(), *self.buffers.values()])
-        ensure_space(self.members[0].trainee.run_dir / "resume.pt", weights * (3 if checkpoint else 2))
+        ensure_space(self.members[0].trainee.run_dir / "resume.pt", weights * (checkpoint + 2 * resume))
         # Each stacked tensor crosses to the host once (one copy, not one per network); a network's
         # slices are then cloned on the host, so that its files hold only its own weights.
         weights_on_host = {name: tensor.detach().cpu() for name, tensor in {**self.parameters, **self.buffers}.items()}
         velocities_on_host = {name: self.optimizer.state[parameter][self.key].detach().cpu()
                               for name, parameter in zip(self.trainable_names, self.trainable)
-                              if self.key in self.optimizer.state[parameter]}
+                              if resume and self.key in self.optimizer.state[parameter]}
         with contextlib.ExitStack() as renames:
             for position, member in enumerate(self.members):
                 if position in watch.at:
@@ -189,6 +189,8 @@ class Stacked:
                 if checkpoint:
                     temporary = renames.enter_context(atomic_path(rundir.checkpoint_path(trainee.run_dir, iteration)))
                     torch.save({"fingerprint": trainee.fingerprint, "iteration": iteration, "model": state}, temporary)
+                if not resume:
+                    continue
                 velocity = {name: tensor[position].clone() for name, tensor in velocities_on_host.items()}
                 temporary = renames.enter_context(atomic_path(trainee.run_dir / "resume.pt"))
                 torch.save({"engine": ENGINE, "fingerprint": trainee.fingerprint, "iteration": iteration,

@@ -92,15 +92,17 @@ class OneAtATime:
         return self.trainee.trained(self.model, self.at_stop["epoch"], self.seconds + seconds,
                                     {"name": ENGINE, "networks_at_once": 1}, self.device, diverged)
 
-    def save(self, iteration: int, checkpoint: bool, seconds: float, watch) -> None:
+    def save(self, iteration: int, checkpoint: bool, resume: bool, seconds: float, watch) -> None:
         trainee = self.trainee
         if checkpoint:
             rundir.save({"fingerprint": trainee.fingerprint, "iteration": iteration, "model": self.model.state_dict()},
                         rundir.checkpoint_path(trainee.run_dir, iteration))
-        rundir.save({"engine": ENGINE, "fingerprint": trainee.fingerprint, "iteration": iteration,
-                     "seconds": self.seconds + seconds, "model": self.model.state_dict(),
-                     "optimizer": self.optimizer.state_dict(), "shuffler": self.at_stop,
-                     "torch_rng": rng_states(self.device), "divergence": watch.states[0]}, trainee.run_dir / "resume.pt")
+        if resume:
+            rundir.save({"engine": ENGINE, "fingerprint": trainee.fingerprint, "iteration": iteration,
+                         "seconds": self.seconds + seconds, "model": self.model.state_dict(),
+                         "optimizer": self.optimizer.state_dict(), "shuffler": self.at_stop,
+                         "torch_rng": rng_states(self.device), "divergence": watch.states[0]},
+                        trainee.run_dir / "resume.pt")
 
 
 def train(trainee: Trainee, batches, n_classes: int, device: str = "auto", log_every: int = 100) -> dict:
