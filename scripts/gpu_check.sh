@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The checks that need a CUDA GPU, on a GPU machine whose python3 already holds PyTorch,
 # torchvision, numpy, h5py, pandas and PyYAML but may have no internet and no Snakemake:
-#   1. tests/test_cuda.py (the engines on CUDA against the CPU, a stacked GPU job, bf16, resume);
+#   1. tests/test_cuda.py (the engines on CUDA against the CPU, a stacked GPU job, bf16, resume) and
+#      the CUDA tests of tests/test_capturable_step.py (engine.graphs: auto captures the step);
 #   2. scripts/benchmark.py --quick --no-workflow (images/s on CPU and CUDA, stacked K = 1/8/64,
-#      scoring, the H100-hours projection for the MNIST grid, the bf16 accuracy guard).
+#      scoring, the H100-hours projection for the MNIST grid, the bf16 accuracy guard);
+#   3. scripts/benchmark_stacked_conv.py --device cuda (grouped against GEMM convolutions, TF32).
 # Logs go to $OUT (or gpu-check/).
 #
 #   scripts/gpu_check.sh --prepare   here, with internet or a PyPI mirror and MNIST in ../shared/data:
@@ -57,9 +59,11 @@ export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 nvidia-smi > "$out/nvidia-smi.txt" 2>&1
 python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.get_device_name())' \
     2>&1 | tee "$out/versions.txt"
-python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py 2>&1 | tee "$out/test_cuda.txt"
+python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_capturable_step.py -k cuda \
+    2>&1 | tee "$out/test_cuda.txt"
 tests=${PIPESTATUS[0]}
 python3 scripts/benchmark.py --quick --no-workflow --mnist-root data/gpu-mnist 2>&1 | tee "$out/benchmark.txt"
 benchmark=${PIPESTATUS[0]}
+python3 scripts/benchmark_stacked_conv.py --device cuda 2>&1 | tee "$out/benchmark_stacked_conv.txt"
 echo "test_cuda exit $tests; benchmark exit $benchmark"
 [ "$tests" -eq 0 ] && [ "$benchmark" -eq 0 ]
