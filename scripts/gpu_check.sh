@@ -12,7 +12,8 @@
 #                                    jsonschema and its dependencies as Python 3.12 wheels in .whl/,
 #                                    the official MNIST .gz files in data/gpu-mnist/ (both ignored by
 #                                    git, 12 MB together: they travel with the working tree)
-#   scripts/gpu_check.sh             there: installs .whl/ into a temporary folder, then runs 1 and 2
+#   scripts/gpu_check.sh             there: installs .whl/ into a temporary folder, then runs 1 to 3
+#                                    (its exit status is that of 1 and 2; 3 only prints)
 #
 # Both folders are ignored by git, so the device tool sends them only when its call names them:
 #   carry: [".whl", "data/gpu-mnist"]

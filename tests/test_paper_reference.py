@@ -346,3 +346,23 @@ def test_the_workflow_names_the_paper_experiment_of_each_dataset():
     mnist = resolved("mnist_reduced.yaml", {"table4": {}, "fig3": {}})
     assert "paper" not in mnist["table4"].settings and "paper" not in mnist["fig3"].settings
     assert "no paper rows" in mnist["table4"].caption
+
+
+def test_a_captions_published_numbers_sentence_only_where_they_are_drawn():
+    """The paper publishes ROC AUC only: an accuracy figure of the ImageNet study draws no marks, and
+    its caption must not say it does."""
+    plans = resolved("paper_imagenet.yaml", {"fig3": {"metric": "accuracy"}, "fig4": {}})
+    assert paper.SOURCE not in plans["fig3"].caption and paper.SOURCE in plans["fig4"].caption
+
+
+def test_a_searched_setting_gets_one_column_not_run_columns():
+    """A learning-rate search keeps one run per method across seeds: no per-run columns to fill."""
+    from imbalance_study import selection
+
+    from .test_figures import searched_table
+
+    table = selection.mark_selected(searched_table())
+    layout = table4.table4_layout(table, metric=["roc_auc"], run_columns=3)
+    assert layout["run"].isna().all() and (layout["column"] == layout["setting"]).all()
+    over = layout[(layout["method"] == "over") & (layout["source"] == "study")]
+    assert (over["n"] == 1).all() and over["text"].str.fullmatch(r"\d+\.\d\d").all()

@@ -95,9 +95,12 @@ def paper_methods(methods) -> set[str]:
             if is_paper_method(name, sampler, ratio, bool(two_phase))}
 
 
-def describe(paper: dict | None) -> str:
-    """A caption's sentence on the paper's numbers drawn for ``paper`` (dataset -> experiment); '' for none."""
-    named = {dataset: name for dataset, name in (paper or {}).items() if name in EXPERIMENTS}
+def describe(paper: dict | None, metrics) -> str:
+    """A caption's sentence on the paper's numbers drawn for ``paper`` (dataset -> experiment) in a
+    figure of ``metrics``; '' when none is drawn (no such experiment, or no number of those metrics)."""
+    metrics = {metrics} if isinstance(metrics, str) else set(metrics)
+    named = {dataset: name for dataset, name in (paper or {}).items()
+             if any(experiment == name and metric in metrics for experiment, metric, _ in PUBLISHED)}
     if not named:
         return ""
     which = "; ".join(f"``{dataset}`` repeats the paper's {EXPERIMENTS[name]['description']}"

@@ -62,12 +62,14 @@ class _Started:
             self.velocity, self.torch_rng = state["velocity"], state["torch_rng"]
         self.at_stop = self.shuffler.state_dict()  # the data order's state at the last stop
 
-    def write_manifest(self, seconds: float, networks: int, device: torch.device, diverged: dict | None = None) -> dict:
+    def write_manifest(self, seconds: float, networks: int, device: torch.device, computation: dict,
+                       diverged: dict | None = None) -> dict:
         # train_seconds: the run's share of its group's time (the group's seconds over its networks),
         # so that the runs of a job add up to the time the job trained, as one-at-a-time runs do.
+        # computation: how the step ran (engine.conv, and whether it was compiled), for provenance.
         return self.trainee.trained(self.model, self.at_stop["epoch"], self.seconds + seconds / networks,
                                     {"name": ENGINE, "networks_at_once": networks,
-                                     "group_train_seconds": round(seconds, 3)}, device, diverged)
+                                     "group_train_seconds": round(seconds, 3), **computation}, device, diverged)
 
 
 class Stacked:
@@ -116,6 +118,7 @@ class Stacked:
         self.lr = torch.zeros((), dtype=dtype, device=device)
         self.last_losses = torch.zeros(len(members), dtype=dtype, device=device)
         self.step_function = Step(self, graphs)
+        self.computation = {"conv": conv, "compiled": self.step_function.compile}
         self.ahead, self.manifests = None, {}
 
     def draw(self, steps: int) -> None:
@@ -166,7 +169,8 @@ class Stacked:
     def diverged(self, network: int, record: dict, seconds: float) -> None:
         """A network that diverged is finished at once (a kill later cannot make it train again); its
         slice of the stack goes on computing, unread, until the group ends."""
-        self.manifests[network] = self.members[network].write_manifest(seconds, len(self.members), self.device, record)
+        self.manifests[network] = self.members[network].write_manifest(seconds, len(self.members), self.device,
+                                                                       self.computation, record)
 
     def save(self, iteration: int, checkpoint: bool, resume: bool, seconds: float, watch) -> None:
         # Every file is written under a temporary name first and all are renamed together at the
@@ -230,6 +234,6 @@ def train_stacked(trainees: list[Trainee], batches, n_classes: int, device: str 
         seconds = train_loop(engine, engine.protocol, start, log_every,
                              f"{len(group)} stacked runs of {group[0].trainee.run_dir.parent.parent}", n_classes)
         for network, (position, member) in enumerate(by_iteration[start]):
-            manifests[position] = engine.manifests.get(network) or member.write_manifest(seconds, len(group),
-                                                                                         torch_device)
+            manifests[position] = engine.manifests.get(network) or member.write_manifest(
+                seconds, len(group), torch_device, engine.computation)
     return [manifests[position] for position in range(len(trainees))]

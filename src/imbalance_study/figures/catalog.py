@@ -202,12 +202,12 @@ def _table4(study, settings):
                 "run, its seed in the header (run k of the paper beside run k of the study); one repeated more "
                 "often has one column of mean ± 1 standard deviation (number of runs). The best study value of "
                 "a column is in bold. ")
-        described = paper.describe(settings.get("paper"))
+        described = paper.describe(settings.get("paper"), metrics)
         text += ("Each method the paper publishes is followed by a grey italic row \"<method> (paper)\" holding "
                  f"its published numbers in the same columns. {described} " if described else
                  "No dataset repeats an experiment of the paper with published numbers, so no paper rows. ")
     csv += (", and ``paper_<method>_mean``, ``paper_<method>_sd`` and ``paper_<method>_n`` over the paper's "
-            "published runs." if paper.describe(settings.get("paper")) else ".")
+            "published runs." if paper.describe(settings.get("paper"), metrics) else ".")
     return (f"**Table 4: every method at every step-imbalance setting, "
             f"{' then '.join(METRIC_NAMES.get(m, m) for m in metrics)}.**\n" + text + csv)
 
@@ -301,7 +301,8 @@ def plan_figures(study) -> dict[str, FigurePlan]:
             if experiments:
                 settings["paper"] = experiments
         text = caption(study, figure, settings, runs) if runs else ""
-        if text and name != "table4" and paper.describe(settings.get("paper")):
-            text += "\n" + paper.describe(settings.get("paper")) + "\n"
+        described = paper.describe(settings.get("paper"), settings.get("metric", ()))
+        if text and name != "table4" and described:
+            text += "\n" + described + "\n"
         plans[name] = FigurePlan(name, settings, runs, text)
     return plans

@@ -158,7 +158,9 @@ def _layout(frame: pd.DataFrame, rows: pd.DataFrame, run_columns: int, paper: di
             papers = {method: _references(paper, paper_methods, dataset, metric, setting["imbalance"], setting["mu"],
                                           setting["rho"], method) for method in methods}
             runs = max([len(seeds)] + [len(values) for values in papers.values()])
-            if 1 < runs <= run_columns:
+            # A learning-rate search keeps one run per method across seeds: no run columns to fill.
+            searched = bool(setting["select_on"])
+            if 1 < runs <= run_columns and not searched:
                 for run in range(runs):
                     seed = seeds[run] if run < len(seeds) else None
                     label = f"run {run + 1}" + (f" (seed {_show(seed)})" if seed is not None else "")
