@@ -163,3 +163,25 @@ def test_figure_8_without_a_profile_draws_the_middle_of_the_grid_and_says_so(nam
     assert fig8.settings["profile"] == middle
     assert {run.profile.name for run in fig8.runs} == {middle}
     assert f"``{middle}`` (chosen as the middle of the step grid" in fig8.caption
+
+
+@pytest.mark.workflow
+def test_the_indices_rule_draws_repeats_of_the_same_data_once(tmp_path):
+    """study.repeats reaches the indices job: with same_data its two seeds' files are byte for byte
+    the same; switched to new_data the job runs again and they differ."""
+    import copy
+
+    from .test_workflow import TINY
+
+    config = copy.deepcopy(TINY)
+    config["study"].update(seeds=[1, 2], repeats="same_data")
+    target = "results/indices/digits/step-mu0.5-rho10/indices.json"
+    folder = tmp_path / "results" / "indices" / "digits" / "step-mu0.5-rho10"
+    contents = {}
+    for repeats in ("same_data", "new_data"):
+        config["study"]["repeats"] = repeats
+        snakemake(tmp_path, target, config=config)
+        contents[repeats] = {name: {(folder / f"seed{seed}" / f"{name}.npy").read_bytes() for seed in (1, 2)}
+                             for name in ("imbalanced", "over", "under")}
+    assert all(len(files) == 1 for files in contents["same_data"].values())
+    assert all(len(files) == 2 for files in contents["new_data"].values())
