@@ -185,3 +185,13 @@ def test_an_image_folder_crop_must_fit_its_resize(tmp_path):
     with pytest.raises(study_config.ConfigError, match="datasets.digits.image_size: crop 224 is larger than the "
                                                        "resized shorter side 200"):
         study_config.validate(config, SCHEMA)
+
+
+def test_a_second_phase_naming_a_layer_the_model_lacks_is_refused_before_any_job():
+    """Checked against the model itself (built on the meta device), not at the second phase's job."""
+    settings = yaml.safe_load((REPO / "configs" / "paper_cifar10.yaml").read_text())
+    study_config.validate(copy.deepcopy(settings))  # conv8 and conv9 are All-CNN-C's
+    settings["methods"]["twophase_over"]["two_phase"]["layers"] = ["conv9", "fc2"]
+    with pytest.raises(study_config.ConfigError, match="twophase_over.two_phase.layers: model allcnn_c of dataset "
+                                                       "'cifar10' has no layer fc2; its layers are input_dropout, conv1"):
+        study_config.validate(settings)

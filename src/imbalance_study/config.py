@@ -158,6 +158,23 @@ def _profile_errors(config: dict) -> list[str]:
     return problems
 
 
+def model_layers(model: str, options: dict) -> list[str] | None:
+    """The layers (child modules) of a model, built on the meta device (no memory, no weights); None
+    when its options do not build. PyTorch is imported here only, and only for a config that names
+    a second phase's layers: checking them now saves training every first phase before the second
+    fails."""
+    import torch
+
+    from . import models
+
+    shape = (8,) if model == "mlp" else (32, 32, 3)  # the names do not depend on the input's shape
+    try:
+        with torch.device("meta"):
+            return [name for name, _ in models.build(model, 10, shape, options).named_children()]
+    except ValueError:
+        return None  # bad model_options: the training job reports them
+
+
 def _method_errors(config: dict) -> list[str]:
     """Two-phase methods need their first phase's runs; a search on validation needs a validation split."""
     problems = []
@@ -179,6 +196,13 @@ def _method_errors(config: dict) -> list[str]:
         if settings["sampler"] != "none":
             problems.append(f"methods.{name}.sampler: a two-phase method fine-tunes on the imbalanced set; "
                             f"set the sampler on '{source}' instead")
+        for dataset in (study["datasets"] if name in study["methods"] and two_phase.get("layers") else []):
+            spec = config["datasets"][dataset]
+            known = model_layers(spec["model"], spec["model_options"]) if spec["model"] in MODELS else None
+            unknown = [layer for layer in two_phase["layers"] if known is not None and layer not in known]
+            if unknown:
+                problems.append(f"methods.{name}.two_phase.layers: model {spec['model']} of dataset '{dataset}' "
+                                f"has no layer {', '.join(unknown)}; its layers are {', '.join(known)}")
         for dataset in (study["datasets"] if name in study["methods"] else []):
             trained, needed = (plan.searched(config, dataset, method) for method in (source, name))
             trained = [plan.variant_name(source, lr) for lr in (trained["values"] if trained else [None])]
