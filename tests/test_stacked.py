@@ -270,7 +270,7 @@ def bundle_job(workdir, monkeypatch, device, stack, **protocol):
     write_json(plan.INDICES.format(dataset="digits", profile=cell.profile.name), manifest)
     timings = bundles.run_bundle(bundle.members(), dataset_path, plan.INDICES.format(dataset="digits",
                                  profile=cell.profile.name), "scores.csv", "runs.json", device=device, stack=stack,
-                                 scoring_settings=settings["scoring"])
+                                 scoring_settings=settings["scoring"], conv="grouped", graphs="never")
     return timings, pd.read_csv("scores.csv")
 
 
@@ -344,7 +344,8 @@ def test_an_edited_index_file_is_refused_before_training(tmp_path, monkeypatch):
     with pytest.raises(bundles.IndexFileChanged, match=rf"{path}: not the index file its indices job wrote"):
         bundles.run_bundle(bundle.members(), "results/datasets/digits.h5",
                            plan.INDICES.format(dataset="digits", profile=bundle.profile.name), "again.csv", "again.json",
-                           device="cpu", stack="never", scoring_settings=settings["scoring"])
+                           device="cpu", stack="never", scoring_settings=settings["scoring"], conv="grouped",
+                           graphs="never")
 
 
 def test_a_network_that_diverged_is_finished_at_once_and_a_kill_later_does_not_train_it_again(tmp_path,
@@ -394,7 +395,8 @@ def test_a_second_phase_whose_first_phase_diverged_is_marked_and_not_trained(tmp
                                                         cell.index_files, cell.index_paths(), cell.context))
     for number, bundle in enumerate(study.bundles):
         bundles.run_bundle(bundle.members(), study.datasets["digits"].path, indices_path, f"scores{number}.csv",
-                           f"runs{number}.json", device="cpu", stack="never", scoring_settings=settings["scoring"])
+                           f"runs{number}.json", device="cpu", stack="never", scoring_settings=settings["scoring"],
+                           conv="grouped", graphs="never")
     (second,) = study.bundles[1].runs
     manifest = json.loads((tmp_path / second.directory / "run.json").read_text())
     assert manifest["diverged"]["reason"].startswith("its first phase diverged at iteration")

@@ -103,9 +103,11 @@ def exit_with_snakemake(every: float = 2.0) -> None:
 
 
 def run_bundle(members: list[dict], dataset_path: str, indices_path: str, scores_path: str, runs_path: str,
-               device: str, stack: str, scoring_settings: dict, threads: int = 1, conv: str = "grouped",
-               graphs: str = "never") -> dict:
-    """Train and score the bundle's runs, each run directory held by this process alone (``rundir.exclusive``)."""
+               device: str, stack: str, scoring_settings: dict, *, conv: str, graphs: str, threads: int = 1) -> dict:
+    """Train and score the bundle's runs, each run directory held by this process alone (``rundir.exclusive``).
+
+    ``device``, ``stack``, ``conv``, ``graphs`` and ``scoring_settings`` are the config's (no defaults
+    here: they live in the schema); ``threads`` the job's."""
     from . import rundir
 
     with contextlib.ExitStack() as held:
