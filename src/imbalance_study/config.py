@@ -162,10 +162,14 @@ def model_layers(model: str, options: dict) -> list[str] | None:
     """The layers (child modules) of a model, built on the meta device (no memory, no weights); None
     when its options do not build. PyTorch is imported here only, and only for a config that names
     a second phase's layers: checking them now saves training every first phase before the second
-    fails."""
-    import torch
+    fails. None too where Snakemake itself runs without PyTorch (jobs in their own environments):
+    the training job then checks them."""
+    try:
+        import torch
 
-    from . import models
+        from . import models
+    except ImportError:
+        return None
 
     shape = (8,) if model == "mlp" else (32, 32, 3)  # the names do not depend on the input's shape
     try:
