@@ -39,7 +39,6 @@ within 0.01 of fp32. BENCHMARKS.md keeps the last figures.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import platform
 import shutil
@@ -61,18 +60,11 @@ from imbalance_study import imbalance, metrics, models, plan, rundir, scoring, s
 from imbalance_study.batches import TensorBatches  # noqa: E402
 from imbalance_study.devices import resolve_device  # noqa: E402
 from imbalance_study.loop import Trainee  # noqa: E402
+from imbalance_study.probes import probe_run  # noqa: E402
 from imbalance_study.protocol import Protocol  # noqa: E402
-from imbalance_study.sampling import IMBALANCED  # noqa: E402
 
 BATCH = 64
 PAPER_NETWORKS, PAPER_ITERATIONS = 22_500, 10_000
-
-
-def lenet_protocol(iterations: int, checkpoints=None) -> Protocol:
-    return Protocol.from_config({
-        "iterations": iterations, "batch_size": BATCH, "lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4,
-        "lr_policy": {"name": "inv", "gamma": 1e-4, "power": 0.75}, "momentum_form": "caffe",
-        "checkpoints": checkpoints or [iterations], "resume_every": 10 * iterations, "precision": "fp32"})
 
 
 def mnist(root: Path, train: bool = True):
@@ -123,18 +115,10 @@ def naive_loop(dataset, iterations: int, device: torch.device, warmup: int = 0) 
     return iterations * BATCH / (clock(device) - started)
 
 
-def spec(seed: int, iterations: int, protocol: Protocol | None = None) -> plan.Run:
-    """A baseline LeNet-5 run of the paper's MNIST protocol, on a set the caller gives it."""
-    protocol = protocol or lenet_protocol(iterations)
-    method = plan.Method(name="baseline", variant="baseline", sampler="none", ratio=1.0, index=IMBALANCED,
-                         protocol=protocol, base_lr=protocol.lr)
-    return plan.Run("mnist", imbalance.step(0.5, 10), seed, method, "lenet5")
-
-
 def engine_loop(images, labels, iterations: int, device: torch.device, workdir: Path) -> float:
     """The study's one-at-a-time engine (training.train), timed by its own loop clock."""
     run_dir = Path(tempfile.mkdtemp(dir=workdir))
-    manifest = training.train(Trainee(spec(1, iterations), np.arange(len(labels)), run_dir),
+    manifest = training.train(Trainee(probe_run(1, iterations, BATCH), np.arange(len(labels)), run_dir),
                               TensorBatches(images, labels, device), 10, device=str(device))
     return iterations * BATCH / manifest["train_seconds"]
 
@@ -142,7 +126,7 @@ def engine_loop(images, labels, iterations: int, device: torch.device, workdir: 
 def stacked_loop(batches, labels, k: int, iterations: int, device: torch.device, workdir: Path) -> float:
     """K networks at once (stacked.train_stacked): images/s summed over the K networks."""
     base = Path(tempfile.mkdtemp(dir=workdir))
-    trainees = [Trainee(spec(seed, iterations), np.arange(len(labels)), base / str(seed)) for seed in range(k)]
+    trainees = [Trainee(probe_run(seed, iterations, BATCH), np.arange(len(labels)), base / str(seed)) for seed in range(k)]
     manifests = stacked.train_stacked(trainees, batches, 10, device=str(device))
     # The group's time: each run's train_seconds is its share of it.
     return k * iterations * BATCH / manifests[0]["engine"]["group_train_seconds"]
@@ -201,11 +185,11 @@ def bf16_check(dataset, test_set, device: torch.device, workdir: Path, runs: int
     test_labels = test_set.targets.numpy()
     accuracies = {}
     for precision in ("fp32", "bf16"):
-        protocol = dataclasses.replace(lenet_protocol(iterations), precision=precision)
         values = []
         for seed in range(runs):
             run_dir = Path(tempfile.mkdtemp(dir=workdir))
-            manifest = training.train(Trainee(spec(seed, iterations, protocol), np.arange(len(labels)), run_dir),
+            manifest = training.train(Trainee(probe_run(seed, iterations, BATCH, precision=precision),
+                                                      np.arange(len(labels)), run_dir),
                                       TensorBatches(images, labels, device), 10, device=str(device))
             model = models.build("lenet5", 10, (28, 28)).to(device)
             rundir.load_checkpoint(manifest["checkpoints"][-1], model, manifest["fingerprint"])

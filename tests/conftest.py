@@ -23,3 +23,15 @@ def mnist_files() -> Path:
             pytest.fail("CI must run the real-MNIST checks, but no MNIST files were found (../shared/data)")
         pytest.skip("no official MNIST files here (set IMBALANCE_STUDY_MNIST_SOURCE)")
     return source
+
+
+@pytest.fixture
+def float64():
+    """PyTorch's default dtype float64 for the test, where comparisons need a tolerance derived from
+    float64 rounding (a CPU's float32 kernels sum in orders that change between CPU models)."""
+    import torch
+
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)

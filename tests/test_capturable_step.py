@@ -29,14 +29,6 @@ from .test_stacked import TOLERANCE, index_sets, last_weights, specs, trainees
 from .test_training import tiny_data
 
 
-@pytest.fixture
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
-
-
 def engine_of(tmp_path, graphs="never", **protocol):
     """A stacked engine of 3 digits_cnn runs, its first batch in its row buffer."""
     images, labels = tiny_data()

@@ -24,14 +24,6 @@ from .test_training import spec, tiny_data, train
 TOLERANCE = dict(rtol=1e-9, atol=1e-9)
 
 
-@pytest.fixture
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
-
-
 @pytest.fixture(params=[1, 2, 4], ids=lambda threads: f"{threads}threads")
 def threads(request):
     """The comparison must hold whatever kernels and split of work the thread count brings."""

@@ -30,12 +30,7 @@ BATCH = 4
 MODELS = {"lenet5": (20, 20, 1), "digits_cnn": (8, 8, 1), "allcnn_c": (16, 16, 3)}
 
 
-@pytest.fixture(autouse=True)
-def float64():
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
+pytestmark = pytest.mark.usefixtures("float64")  # every test here compares in float64 (tests/conftest.py)
 
 
 _GROUPED = {}

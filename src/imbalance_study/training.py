@@ -34,8 +34,9 @@ class OneAtATime:
         if batches.channels_last:
             model = model.to(memory_format=torch.channels_last)
         parameters = list(model.parameters())
-        if trainee.phase_one is not None:
-            parameters = freeze_all_but(model, trainee.fine_tuned_layers(model))
+        trained = trainee.fine_tuned_layers(model) if trainee.phase_one is not None else None
+        if trained is not None:
+            parameters = freeze_all_but(model, trained)
         self.model = model
         self.optimizer = make_optimizer(trainee.run.protocol, parameters)
         self.shuffler = EpochShuffler(trainee.indices, trainee.run.data_rng())
@@ -46,9 +47,8 @@ class OneAtATime:
             restore_rng_states(state["torch_rng"], device)
             self.iteration, self.seconds, self.divergence = state["iteration"], state["seconds"], [state["divergence"]]
         model.train()
-        if trainee.phase_one is not None:
+        if trained is not None:
             # Frozen layers keep their first-phase normalisation statistics too.
-            trained = trainee.fine_tuned_layers(model)
             for name, child in model.named_children():
                 for module in child.modules() if name not in trained else ():
                     if isinstance(module, nn.modules.batchnorm._BatchNorm):

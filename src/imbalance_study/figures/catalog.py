@@ -188,6 +188,7 @@ def _table4(study, settings):
     csv = ("``table4.csv`` holds the mean, sd and number of runs of each cell as ``<method>_mean``, "
            "``<method>_sd`` and ``<method>_n`` per (dataset, metric, setting), and ``select_on``, the split a "
            "learning-rate search chose the runs on (empty when none was searched)")
+    described = paper.describe(settings.get("paper"), metrics)
     if settings["layout"] == "settings_rows":
         text = ("Rows: the imbalance settings (μ, the fraction of minority classes, and ρ, the imbalance ratio), "
                 "one block per dataset and metric; columns: the methods. Each cell is the mean ± 1 standard "
@@ -202,12 +203,11 @@ def _table4(study, settings):
                 "run, its seed in the header (run k of the paper beside run k of the study); one repeated more "
                 "often has one column of mean ± 1 standard deviation (number of runs). The best study value of "
                 "a column is in bold. ")
-        described = paper.describe(settings.get("paper"), metrics)
         text += ("Each method the paper publishes is followed by a grey italic row \"<method> (paper)\" holding "
                  f"its published numbers in the same columns. {described} " if described else
                  "No dataset repeats an experiment of the paper with published numbers, so no paper rows. ")
     csv += (", and ``paper_<method>_mean``, ``paper_<method>_sd`` and ``paper_<method>_n`` over the paper's "
-            "published runs." if paper.describe(settings.get("paper"), metrics) else ".")
+            "published runs." if described else ".")
     return (f"**Table 4: every method at every step-imbalance setting, "
             f"{' then '.join(METRIC_NAMES.get(m, m) for m in metrics)}.**\n" + text + csv)
 
