@@ -28,4 +28,5 @@ rule all:
         table=plan.SCORES,
         provenance=plan.PROVENANCE,
         figures=drawn_figures(),
+        comparison_page=comparison_page(),
     default_target: True

@@ -9,6 +9,9 @@ table = selection.mark_selected(figures.load_scores(snakemake.input.scores))
 figures.write_table(table, snakemake.output.table)
 runs = table.drop_duplicates(["dataset", "profile", "seed", "variant"])
 log.info("%d rows from %d runs in %d bundles", len(table), len(runs), len(snakemake.input.scores))
+if "tau" in table:  # (absent from the score files of versions before the tau grid)
+    log.info("scored at tau %s (0: plain outputs, 1: thresholded, others: post-hoc logit adjustment)",
+             ", ".join(f"{tau:g}" for tau in sorted(table["tau"].dropna().unique())))
 for run in runs[runs["diverged_at"].notna()].itertuples():
     log.warning("%s/%s/seed%d/%s diverged at iteration %d: left out of figures and selection", run.dataset,
                 run.profile, run.seed, run.variant, run.diverged_at)

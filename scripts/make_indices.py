@@ -8,7 +8,8 @@ from imbalance_study.atomic import write_json
 log = logs.to_file(snakemake.log[0])
 params = snakemake.params
 manifest = sampling.write_index_files(  # the dataset's content checksum is checked as it loads
-    datasets.load(snakemake.input.dataset).train_labels, imbalance.Profile(**params.profile), int(params.cap),
+    datasets.load(snakemake.input.dataset).train_labels, imbalance.Profile(**params.profile),
+    params.cap if params.cap == imbalance.NATURAL else int(params.cap),
     params.data_seeds, params.minority_classes, [sampling.IndexFile(**index) for index in params.index_files],
     params.paths, context=params.context)
 write_json(snakemake.output.manifest, manifest)

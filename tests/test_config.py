@@ -173,8 +173,9 @@ def test_policy_defaults_come_from_the_schema():
     config = broken("protocols.digits.lr_policy", {"name": "poly"})
     config["methods"]["over"]["train"] = {"lr_policy": {"name": "multistep", "steps": [100]}}
     study_config.validate(config, SCHEMA)
-    assert config["protocols"]["digits"]["lr_policy"] == {"name": "poly", "power": 1.0}
-    assert config["methods"]["over"]["train"]["lr_policy"] == {"name": "multistep", "steps": [100], "gamma": 0.1}
+    assert config["protocols"]["digits"]["lr_policy"] == {"name": "poly", "power": 1.0, "warmup": 0}
+    assert config["methods"]["over"]["train"]["lr_policy"] == {"name": "multistep", "steps": [100], "gamma": 0.1,
+                                                               "warmup": 0}
     assert "momentum" not in config["methods"]["over"]["train"]  # overrides get no defaults of their own
 
 

@@ -110,7 +110,7 @@ def test_a_cuda_job_trains_stacked_and_scores_like_a_cpu_job(tmp_path, monkeypat
     cuda_timings, cuda = bundle_job(tmp_path / "cuda", monkeypatch, "cuda", "auto")
     assert cpu_timings["engine"] == "one_at_a_time"
     assert cuda_timings["engine"] == "stacked" and cuda_timings["device"].startswith("cuda")
-    keys = ["seed", "variant", "iteration", "split", "thresholded", "metric", "class", "group"]
+    keys = ["seed", "variant", "iteration", "split", "thresholded", "tau", "metric", "class", "group"]
     merged = cpu.merge(cuda, on=keys, suffixes=("_cpu", "_cuda"), validate="one_to_one")
     assert len(merged) == len(cpu) == len(cuda) > 100
     gap = (merged["value_cpu"] - merged["value_cuda"]).abs()

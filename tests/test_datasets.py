@@ -262,7 +262,7 @@ def test_csv_labels_are_numbered_in_sorted_order(tmp_path):
 
 def test_csv_problems_name_the_file_and_column(tmp_path):
     spec = {"source": "csv", "train_per_class": 5, "test_per_class": 2}
-    with pytest.raises(datasets.DatasetError, match="datasets.t.path: no CSV file .*absent.csv"):
+    with pytest.raises(datasets.DatasetError, match="datasets.t.path: no table file .*absent.csv"):
         datasets.prepare("t", dataset_settings({**spec, "path": str(tmp_path / "absent.csv")}), tmp_path / "x.h5")
     good = fixtures.write_csv_fixture(tmp_path / "good.csv", {"a": 10, "b": 6})
     with pytest.raises(datasets.DatasetError, match="good.csv: no label column 'class'"):
@@ -271,11 +271,11 @@ def test_csv_problems_name_the_file_and_column(tmp_path):
         datasets.prepare("t", dataset_settings({**spec, "path": str(good)}), tmp_path / "x.h5")
     text = tmp_path / "text.csv"
     text.write_text("f0,colour,label\n1.0,red,a\n2.0,blue,b\n")
-    with pytest.raises(datasets.DatasetError, match=r"text.csv: feature columns must be numeric.*\['colour'\]"):
+    with pytest.raises(datasets.DatasetError, match=r"text.csv: column 'colour' is not numeric \(values such as 'red'\)"):
         datasets.prepare("t", dataset_settings({**spec, "path": str(text)}), tmp_path / "x.h5")
     gaps = tmp_path / "gaps.csv"
     gaps.write_text("f0,f1,label\n1.0,2.0,a\n2.0,,b\n")
-    with pytest.raises(datasets.DatasetError, match=r"gaps.csv: missing values \(NaN\) in columns \['f1'\]"):
+    with pytest.raises(datasets.DatasetError, match=r"gaps.csv: missing values in column 'f1' \(1 row\), 1 row in all"):
         datasets.prepare("t", dataset_settings({**spec, "path": str(gaps)}), tmp_path / "x.h5")
 
 

@@ -40,7 +40,8 @@ BASE = {
               "profiles": {"step": {"mu": [0.5], "rho": [5]}, "linear": {"rho": [5]}}},
     "scoring": {"silhouette_per_class": 5},
     "figures": {"fig3": {}, "fig4": {}, "fig5": {}, "fig6": {}, "fig7": {"rho": 5}, "fig8": {}, "dynamics": {},
-                "table4": {}},
+                "table4": {}, "published": {"paper": {"digits": "cifar10_lt"}},  # (claimed: else not drawn)
+                "comparison": {}},
 }
 STEP, LINEAR = "step-mu0.5-rho5", "linear-rho5"
 BUNDLES = {"baseline-lr0.05": "bundle00", "baseline-lr0.01": "bundle01", "over": "bundle02", "twophase_over": "bundle03"}
@@ -147,11 +148,11 @@ def renamed(jobs, old, new):
 
 
 def every_figure(dag):
-    return dag.select("figure")
+    return dag.select("figure") | dag.select("comparison")  # the comparison has its own rule (its page)
 
 
 def figure(name):
-    return lambda dag: dag.downstream(dag.select("figure", f"figures/{name}."))
+    return lambda dag: dag.downstream({job for job in every_figure(dag) if f"figures/{name}." in job.output})
 
 
 @dataclass(frozen=True)
@@ -185,9 +186,12 @@ FIGURE_KEYS = {"fig3": ("metric", "methods", "iteration", "datasets"), "fig4": (
                "fig6": ("metric", "methods", "iteration", "datasets"),
                "fig7": ("rho", "metric", "methods", "iteration", "datasets", "layout"),
                "fig8": ("profile", "metric", "methods", "datasets"), "dynamics": ("profile", "methods", "datasets"),
-               "table4": ("metric", "methods", "iteration", "datasets", "layout", "run_columns")}
+               "table4": ("metric", "methods", "iteration", "datasets", "layout", "run_columns"),
+               "published": ("methods", "iteration", "datasets"),
+               "comparison": ("metric", "reference", "confidence", "methods", "datasets")}
 FIGURE_CHANGES = {"metric": "accuracy", "methods": ["baseline", "over"], "iteration": 10, "datasets": ["digits"],
-                  "imbalance": "exponential", "rho": 2, "profile": LINEAR, "run_columns": 1}
+                  "imbalance": "exponential", "rho": 2, "profile": LINEAR, "run_columns": 1, "reference": "over",
+                  "confidence": 0.9}
 LAYOUT_CHANGES = {"fig7": "per_minority", "table4": "settings_rows"}
 
 # A protocol key -> a new value for the protocol's setting it is part of (lr_policy and checkpoints
@@ -200,7 +204,20 @@ PROTOCOL_CHANGES = {
     "lr_policy.name": {"name": "fixed"}, "lr_policy.gamma": {"name": "inv", "gamma": 0.01, "power": 0.75},
     "lr_policy.power": {"name": "inv", "gamma": 0.001, "power": 0.5},
     "lr_policy.steps": {"name": "multistep", "steps": [10]},
+    "lr_policy.warmup": {"name": "inv", "gamma": 0.001, "power": 0.75, "warmup": 5}, "optimizer": "adamw",
 }
+
+
+def in_epochs(path: str) -> Callable[[dict], None]:
+    """A protocol (or a method's overrides) given in epochs: one epoch, checkpointed at its end."""
+    def change(config):
+        node = config
+        for key in path.split("."):
+            node = node.setdefault(key, {})
+        node.pop("iterations", None)
+        node.update(epochs=1, checkpoints={"spacing": "epoch"})
+    return change
+
 
 EFFECTS: dict[str, Effect] = {
     "device": Effect(setting("device", "cpu"), every_bundle, retrains=False),
@@ -209,7 +226,19 @@ EFFECTS: dict[str, Effect] = {
     **{f"datasets.*.{key}": Effect(setting(f"{D}.{key}", value), nothing) for key, value in (
         ("root", "elsewhere"), ("copy_from", "elsewhere"), ("path", "table.csv"), ("label_column", "y"),
         ("train_root", "elsewhere"), ("test_root", "elsewhere"), ("n_classes", 10), ("preprocessing", "none"),
-        ("split", "pooled"))},
+        ("split", "pooled"), ("feature_columns", ["a"]), ("categorical_columns", ["a"]), ("missing", "impute"),
+        # read only with a stratified test set
+        ("test_fraction", 0.3))},
+    # A stratified test set, held-out validation share or split of it: another dataset file.
+    "datasets.*.test": Effect(setting(f"{D}.test", "stratified"), everything),
+    "datasets.*.validation_fraction": Effect(together(setting(f"{D}.test", "stratified"),
+                                                      setting(f"{D}.validation_per_class", 0),
+                                                      setting(f"{D}.validation_fraction", 0.1)), everything),
+    **{f"datasets.*.{key}": Effect(together(setting(f"{D}.test", "stratified"), setting(f"{D}.splits", splits),
+                                            setting(f"{D}.split_index", index)), everything)
+       for key, splits, index in (("splits.kind", {"kind": "kfold", "count": 3}, 1),
+                                  ("splits.count", {"kind": "holdout", "count": 3}, 1),
+                                  ("split_index", {"kind": "holdout", "count": 3}, 2))},
     "datasets.*.image_size.resize": Effect(setting(f"{D}.image_size", {"resize": 40}), nothing),
     "datasets.*.image_size.crop": Effect(setting(f"{D}.image_size", {"crop": 30}), nothing),
     "datasets.*.model_options": Effect(together(setting(f"{D}.model", "mlp"), setting(f"{D}.model_options",
@@ -234,6 +263,13 @@ EFFECTS: dict[str, Effect] = {
     **{f"methods.*.train.{key}": Effect(setting(f"methods.over.train.{key.split('.')[0]}", value),
                                         bundles_of("over"), retrains=key != "resume_every")
        for key, value in PROTOCOL_CHANGES.items()},
+    # Epochs instead of iterations: other lengths and checkpoints.
+    "protocols.*.epochs": Effect(in_epochs(P), every_bundle),
+    "methods.*.train.epochs": Effect(in_epochs("methods.over.train"), bundles_of("over")),
+    # Adam's settings: SGD (this protocol's optimiser) reads none of them.
+    **{f"{where}.{key}": Effect(setting(f"{node}.{key}", value), nothing)
+       for where, node in (("protocols.*", P), ("methods.*.train", "methods.over.train"))
+       for key, value in (("betas", [0.8, 0.99]), ("eps", 1e-6))},
     # The search of one method (methods.*.train), here baseline's: its runs only. A new learning rate
     # is a new run in the job of the one it replaces.
     "methods.*.train.lr_search.values": Effect(setting("methods.baseline.train.lr_search.values", [0.05, 0.005]),
@@ -252,6 +288,20 @@ EFFECTS: dict[str, Effect] = {
     # The layers a second phase trains: its runs, and the captions that name them.
     "methods.*.two_phase.layers": Effect(setting("methods.twophase_over.two_phase.layers", ["fc1", "fc2"]),
                                          bundles_of("twophase_over")),
+    # A loss's settings: the runs of its method (each checked where its loss reads it).
+    **{f"methods.*.loss.{key}": Effect(setting("methods.over.loss", value), bundles_of("over")) for key, value in (
+        ("name", {"name": "focal"}), ("weights", {"weights": "inverse"}),
+        ("beta", {"weights": "effective_number", "beta": 0.99}), ("weights_from", {"weights": "inverse", "weights_from": 0.5}),
+        ("gamma", {"name": "focal", "gamma": 1.0}), ("max_margin", {"name": "ldam", "max_margin": 0.3}),
+        ("scale", {"name": "ldam", "scale": 2.0}), ("tau", {"name": "logit_adjusted", "tau": 0.5}))},
+    "methods.*.model_options": Effect(setting("methods.over.model_options", {"init": "glorot"}), bundles_of("over")),
+    "methods.*.two_phase.sampler": Effect(setting("methods.twophase_over.two_phase.sampler", "class_balanced"),
+                                          bundles_of("twophase_over")),
+    "methods.*.two_phase.reinitialise": Effect(setting("methods.twophase_over.two_phase.reinitialise", True),
+                                               bundles_of("twophase_over")),
+    "methods.*.two_phase.tau_normalise": Effect(setting("methods.twophase_over.two_phase",
+                                                        {"from": "over", "tau_normalise": 1.0}),
+                                                bundles_of("twophase_over")),
     "methods.*.two_phase.lr_factor": Effect(setting("methods.twophase_over.two_phase.lr_factor", 0.5),
                                             bundles_of("twophase_over")),
     # Another first phase: twophase_over now starts from the runs of a new method under, which joins
@@ -274,29 +324,32 @@ EFFECTS: dict[str, Effect] = {
     # Without the second phase: every figure but fig7 (which never draws second phases) loses runs.
     "study.methods": Effect(setting("study.methods", ["baseline", "over"]),
                             lambda dag: {AGGREGATE} | every_figure(dag) - figure("fig7")(dag)),
-    # A profile with fewer minority classes: a new set, and the figures of step profiles; fig8 and
-    # dynamics keep the middle of the grid (mu 0.5, the upper middle of two); fig5 draws linear profiles.
+    # A profile with fewer minority classes: a new set, and the figures of step profiles (and the
+    # comparison, of every profile); fig8 and dynamics keep the middle of the grid (mu 0.5, the upper
+    # middle of two); fig5 draws linear profiles.
     "study.profiles.step.mu": Effect(setting("study.profiles.step.mu", [0.5, 0.2]),
                                      lambda dag: new_cell("step-mu0.2-rho5") | {AGGREGATE}
-                                     | {job for name in ("fig3", "fig4", "fig6", "fig7", "table4")
+                                     | {job for name in ("fig3", "fig4", "fig6", "fig7", "table4", "comparison")
                                         for job in figure(name)(dag)}),
     # A smaller rho: the figures of step profiles (fig3, fig4, fig6, table4) and fig7's caption, which
     # names the step grid; fig8 and dynamics keep the middle of the grid (rho 5, the upper middle of two).
     "study.profiles.step.rho": Effect(setting("study.profiles.step.rho", [5, 2]),
                                       lambda dag: new_cell("step-mu0.5-rho2") | {AGGREGATE}
-                                      | {job for name in ("fig3", "fig4", "fig6", "fig7", "table4")
+                                      | {job for name in ("fig3", "fig4", "fig6", "fig7", "table4", "comparison")
                                          for job in figure(name)(dag)}),
     # A grid's own seeds: its set is drawn for them, and every caption says the study's seeds hold
     # only where a grid names none.
     "study.profiles.step.seeds": Effect(setting("study.profiles.step.seeds", [2]),
                                         lambda dag: dag.downstream(dag.select("indices", STEP)) | every_figure(dag)),
     "study.profiles.linear.rho": Effect(setting("study.profiles.linear.rho", [5, 2]),
-                                        lambda dag: new_cell("linear-rho2") | {AGGREGATE} | figure("fig5")(dag)),
+                                        lambda dag: new_cell("linear-rho2") | {AGGREGATE} | figure("fig5")(dag)
+                                        | figure("comparison")(dag)),
     "study.profiles.linear.seeds": Effect(setting("study.profiles.linear.seeds", [2]),
                                           lambda dag: dag.downstream(dag.select("indices", LINEAR)) | every_figure(dag)),
-    # An exponential profile: no figure of this study draws one (fig5 draws linear ones).
+    # An exponential profile: only the comparison, of every profile, draws one (fig5 draws linear ones).
     "study.profiles.exponential.rho": Effect(setting("study.profiles.exponential", {"rho": [5]}),
-                                             lambda dag: new_cell("exponential-rho5") | {AGGREGATE}),
+                                             lambda dag: new_cell("exponential-rho5") | {AGGREGATE}
+                                             | figure("comparison")(dag)),
     "study.profiles.exponential.seeds": Effect(setting("study.profiles.exponential", {"rho": [5], "seeds": [2]}),
                                                lambda dag: new_cell("exponential-rho5") | {AGGREGATE}
                                                | every_figure(dag)),
@@ -315,6 +368,8 @@ EFFECTS: dict[str, Effect] = {
     "scoring.silhouette_per_class": Effect(setting("scoring.silhouette_per_class", 3), every_bundle, retrains=False),
     "scoring.train_sample_per_class": Effect(setting("scoring.train_sample_per_class", 3), every_bundle,
                                              retrains=False),
+    "scoring.logit_adjustment_taus": Effect(setting("scoring.logit_adjustment_taus", [0.25]), every_bundle,
+                                            retrains=False),
     **{f"figures.{name}.{key}": Effect(setting(f"figures.{name}.{key}",
                                                LAYOUT_CHANGES[name] if key == "layout" else FIGURE_CHANGES[key]),
                                        figure(name))
@@ -327,10 +382,13 @@ EFFECTS: dict[str, Effect] = {
     "figures.fig8.metric": Effect(setting("figures.fig8.metric", "roc_auc"), figure("fig8")),
 }
 NOT_APPLICABLE = {key: OTHER_SOURCES for key in ("root", "copy_from", "path", "label_column", "train_root",
-                                                 "test_root", "n_classes", "preprocessing", "split", "image_size")}
+                                                 "test_root", "n_classes", "preprocessing", "split", "image_size",
+                                                 "feature_columns", "categorical_columns", "missing")}
 # A figure with nothing to draw after the change is not drawn at all: nothing reruns.
 EFFECTS["figures.fig5.imbalance"] = Effect(setting("figures.fig5.imbalance", "exponential"), nothing)
 EFFECTS["figures.fig7.rho"] = Effect(setting("figures.fig7.rho", 2), nothing)
+# ``published`` draws only the datasets that repeat an experiment with published top-1 errors: disclaimed, none.
+EFFECTS["figures.published.paper.*"] = Effect(setting("figures.published.paper", {}), nothing)
 
 
 def resolved(node: dict, schema: dict) -> dict:
@@ -383,7 +441,8 @@ def finished(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("dependencies")
     snakemake(workdir, config=copy.deepcopy(BASE))
     dag = parse_dag(snakemake(workdir, "-n", "-F", config=copy.deepcopy(BASE)))
-    assert len(dag.select("train_bundle")) == 8 and len(dag.select("figure")) == 8
+    assert len(dag.select("train_bundle")) == 8 and len(dag.select("figure")) == 9
+    assert len(dag.select("comparison")) == 1
     return workdir, dag
 
 

@@ -8,7 +8,8 @@ import torch
 from imbalance_study import probes, stacked
 from imbalance_study.batches import EpochShuffler, TensorBatches, upload
 from imbalance_study.loop import Trainee
-from imbalance_study.optim import CaffeSGD
+from imbalance_study.optim import CaffeSGD, make_optimizer, state_tensors, update_
+from imbalance_study.protocol import Protocol
 
 from .test_training import tiny_data
 
@@ -83,12 +84,36 @@ def test_caffe_sgds_operators_per_step_do_not_grow_with_the_number_of_parameters
     assert optimizer_operators(16) == optimizer_operators(4) <= 12
 
 
-def test_a_stacked_steps_operators_do_not_grow_with_the_number_of_networks(tmp_path):
+ADAM = {"optimizer": "adamw", "betas": [0.9, 0.999], "eps": 1e-8}
+
+
+def stacked_adam_operators(n_parameters: int) -> int:
+    """Operators of the stacked engine's Adam update (``optim.update_``) with a tensor learning rate."""
+    from torch.profiler import ProfilerActivity, profile
+
+    protocol = Protocol.from_config({"iterations": 10, "batch_size": 8, "lr": 0.01, "momentum": 0.9,
+                                     "weight_decay": 0.01, "momentum_form": "caffe", "lr_policy": {"name": "fixed"},
+                                     "checkpoints": [10], "resume_every": 10, "precision": "fp32", **ADAM})
+    parameters = [torch.randn(4) for _ in range(n_parameters)]
+    state = state_tensors(make_optimizer(protocol, parameters), protocol)
+    lr, gradients = torch.tensor(0.01), [torch.ones(4) for _ in parameters]
+    with profile(activities=[ProfilerActivity.CPU]) as profiler:
+        update_(protocol, parameters, gradients, state, lr)
+    return probes.dispatched(profiler.events())
+
+
+def test_the_stacked_adam_updates_operators_do_not_grow_with_the_number_of_parameters():
+    """Eleven foreach operations, and nine on the 0-d step count and learning rate."""
+    assert stacked_adam_operators(16) == stacked_adam_operators(4) <= 20
+
+
+@pytest.mark.parametrize("optimizer", [{}, ADAM], ids=["sgd", "adamw"])
+def test_a_stacked_steps_operators_do_not_grow_with_the_number_of_networks(tmp_path, optimizer):
     """The kernels a GPU launches per step: the same for 2 and 8 stacked networks."""
     images, labels = tiny_data()
     batches = TensorBatches(images, labels, torch.device("cpu"))
     counts = {networks: probes.operators_per_step(batches, labels, networks, tmp_path, model="digits_cnn",
-                                                  batch_size=8) for networks in (2, 8)}
+                                                  batch_size=8, **optimizer) for networks in (2, 8)}
     assert counts[2] > 50  # a real step was counted
     assert counts[8] <= counts[2] + 2, counts
 

@@ -87,7 +87,8 @@ PROFILE = "step-mu0.2-rho1000"
 REQUIRED = {"fig3": {"metric": "roc_auc"}, "fig4": {"metric": "roc_auc"},
             "fig5": {"metric": "roc_auc", "imbalance": "linear"}, "fig6": {"metric": "accuracy"},
             "fig7": {"rho": 1000, "metric": "roc_auc", "layout": "paper"}, "fig8": {"metric": "accuracy", "profile": PROFILE},
-            "table4": {"layout": "paper", "run_columns": 3}, "dynamics": {"profile": PROFILE}}
+            "table4": {"layout": "paper", "run_columns": 3}, "dynamics": {"profile": PROFILE}, "published": {},
+            "comparison": {"metric": "roc_auc", "reference": "baseline", "confidence": 0.95}}
 SUMMARY = ["mean", "sd", "n"]
 METHOD_NAMES = ["baseline", "over", "under", "twophase_over", "over_r10", "under_r10"]  # METHOD_ORDER, then a-z
 

@@ -33,27 +33,40 @@ TRAIN = textwrap.dedent("""
         "iterations": 1500, "batch_size": 16, "lr": 0.02, "momentum": 0.9, "weight_decay": 5e-4,
         "momentum_form": "caffe", "precision": "fp32",
         "lr_policy": {"name": "inv", "gamma": 1e-3, "power": 0.75}, "checkpoints": [750, 1500],
-        "resume_every": 25})
-    method = plan.Method(name="over", variant="over", sampler="none", ratio=1.0, index=IMBALANCED,
-                         protocol=protocol, base_lr=0.02)
-    def run(seed):
-        return plan.Run("toy", imbalance.step(0.5, 2), seed, method, "digits_cnn")
+        "resume_every": 25,
+        # Adam: its moments and shared step count are part of the resume state.
+        **({"optimizer": "adam", "betas": [0.9, 0.999], "eps": 1e-8, "lr": 0.001} if sys.argv[3] == "adam" else {})})
+    plain = plan.Method(name="over", variant="over", sampler="none", ratio=1.0, index=IMBALANCED,
+                        protocol=protocol, base_lr=0.02)
+    method, indices = plain, np.arange(90)
+    if sys.argv[3] == "long_tail":  # LDAM-DRW (its weights switched on at 750) on class-balanced batches
+        loss = {"name": "ldam", "weights": "effective_number", "beta": 0.999, "weights_from": 0.5, "gamma": 2.0,
+                "max_margin": 0.5, "scale": 1.0, "tau": 1.0}
+        method = plan.Method(name="ldam_drw", variant="ldam_drw", sampler="none", ratio=1.0, index=IMBALANCED,
+                             protocol=protocol, base_lr=0.02, loss=loss, batches="class_balanced")
+        indices = np.concatenate([np.arange(30), np.arange(30, 42), np.arange(60, 64)])  # 30 / 12 / 4
+    def trainee(seed, method, indices, run_dir):
+        return Trainee(plan.Run("toy", imbalance.step(0.5, 2), seed, method, "digits_cnn"), indices, run_dir,
+                       class_counts=np.bincount(labels[indices], minlength=3))
     batches = TensorBatches(images, labels, torch.device("cpu"))
     if sys.argv[2] == "one_at_a_time":
-        training.train(Trainee(run(3), np.arange(90), sys.argv[1]), batches, 3)
-    else:  # the stacked engine, with a second run beside it
-        stacked.train_stacked([Trainee(run(3), np.arange(90), sys.argv[1]),
-                               Trainee(run(4), np.arange(60), sys.argv[1] + "-other")], batches, 3)
+        training.train(trainee(3, method, indices, sys.argv[1]), batches, 3)
+    else:  # the stacked engine, with a second (plain) run beside it
+        stacked.train_stacked([trainee(3, method, indices, sys.argv[1]),
+                               trainee(4, plain, np.arange(60), sys.argv[1] + "-other")], batches, 3)
 """)
 
 
-@pytest.fixture(params=["one_at_a_time", "stacked"])
+@pytest.fixture(params=[("one_at_a_time", "plain"), ("stacked", "plain"), ("one_at_a_time", "long_tail"),
+                        ("stacked", "long_tail"), ("one_at_a_time", "adam"), ("stacked", "adam")], ids="-".join)
 def engine(request):
+    """The engine, and the run: the paper's method, LDAM-DRW on class-balanced batches, or the
+    paper's method trained with Adam."""
     return request.param
 
 
 def start(run_dir, engine):
-    return subprocess.Popen([sys.executable, "-c", TRAIN, str(run_dir), engine])
+    return subprocess.Popen([sys.executable, "-c", TRAIN, str(run_dir), *engine])
 
 
 def test_sigkill_mid_run_then_rerun_is_bit_identical(tmp_path, engine):

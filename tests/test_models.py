@@ -16,6 +16,14 @@ RESNET10_BACKBONE = (3 * 64 * 49 + 128) + (2 * 64 * 64 * 9 + 256) \
     + (128 * 256 * 9 + 256 * 256 * 9 + 1024 + 128 * 256 + 512) \
     + (256 * 512 * 9 + 512 * 512 * 9 + 2048 + 256 * 512 + 1024)
 
+# ResNet-32 (He et al.'s CIFAR network): conv1 + bn1, then three stages of five basic blocks (two
+# 3x3 convs without bias, each with batch norm: 2 parameters per channel); option-A shortcuts add none.
+RESNET32_BACKBONE = (3 * 16 * 9 + 2 * 16) + 5 * (2 * 16 * 16 * 9 + 4 * 16) \
+    + (16 * 32 * 9 + 32 * 32 * 9 + 4 * 32) + 4 * (2 * 32 * 32 * 9 + 4 * 32) \
+    + (32 * 64 * 9 + 64 * 64 * 9 + 4 * 64) + 4 * (2 * 64 * 64 * 9 + 4 * 64)
+IMAGE_SHAPES = {"lenet5": (28, 28), "digits_cnn": (8, 8), "allcnn_c": (32, 32, 3), "resnet10": (64, 64, 3),
+                "resnet32": (32, 32, 3), "mlp": (30,)}
+
 
 def n_parameters(model: nn.Module) -> int:
     return sum(parameter.numel() for parameter in model.parameters())
@@ -96,9 +104,105 @@ def test_mlp_for_tabular_features():
     assert any(isinstance(module, nn.Dropout) and module.p == 0.5 for module in wide.modules())
 
 
+def test_resnet32_follows_he_et_al():
+    model = models.build("resnet32", 10, (32, 32, 3)).eval()
+    assert n_parameters(model) == RESNET32_BACKBONE + 64 * 10 + 10 == 464_154  # "0.46M" (He et al., Table 6)
+    stages = [getattr(model, f"layer{n}") for n in (1, 2, 3)]
+    assert [len(stage) for stage in stages] == [5, 5, 5]
+    assert [stage[-1].conv2.out_channels for stage in stages] == [16, 32, 64]
+    assert [stage[0].conv1.stride for stage in stages] == [(1, 1), (2, 2), (2, 2)]
+    x = torch.randn(3, 3, 32, 32)
+    assert model(x).shape == (3, 10) and model.features(x).shape == (3, 64)
+    torch.testing.assert_close(model(x), model.fc(model.features(x)))
+    maps = torch.relu(model.bn1(model.conv1(x)))
+    assert [tuple((maps := stage(maps)).shape[1:]) for stage in stages] == [(16, 32, 32), (32, 16, 16), (64, 8, 8)]
+    torch.testing.assert_close(model.features(x), maps.mean(dim=(2, 3)))
+    from imbalance_study import stacked
+
+    assert not stacked.supports(model)  # batch norm: trained one run at a time
+
+
+def test_resnet32_option_a_shortcut_subsamples_and_pads_channels_with_zeros():
+    block = models.build("resnet32", 10, (32, 32, 3)).layer2[0]
+    x = torch.randn(2, 16, 8, 8)
+    shortcut = block.shortcut(x)
+    assert shortcut.shape == (2, 32, 4, 4) and not list(block.shortcut.parameters())
+    torch.testing.assert_close(shortcut[:, 8:24], x[:, :, ::2, ::2])  # 8 zero channels on either side
+    assert shortcut[:, :8].abs().max() == 0 and shortcut[:, 24:].abs().max() == 0
+
+
+def test_resnet32_normed_output_is_the_cosine_classifier():
+    model = models.build("resnet32", 10, (32, 32, 3), {"normed_output": True}).eval()
+    assert model.output_layers == ("fc",) and not hasattr(model.fc, "bias")
+    assert n_parameters(model) == RESNET32_BACKBONE + 64 * 10
+    x = torch.randn(4, 3, 32, 32)
+    features = model.features(x)
+    cosine = nn.functional.cosine_similarity(features[:, None, :], model.fc.weight[None, :, :], dim=2)
+    torch.testing.assert_close(model(x), cosine)
+    assert model(x).abs().max() <= 1 + 1e-6
+    torch.manual_seed(0)
+    plain = models.build("resnet32", 10, (32, 32, 3)).state_dict()
+    torch.manual_seed(0)
+    normed = models.build("resnet32", 10, (32, 32, 3), {"normed_output": True}).state_dict()
+    backbone = [name for name in plain if not name.startswith("fc.")]
+    assert backbone and all(torch.equal(plain[name], normed[name]) for name in backbone)  # paired initial weights
+
+
+def test_resnet32_init_is_kaiming_normal_fan_in():
+    model = models.build("resnet32", 10, (32, 32, 3))
+    weight = torch.cat([block.conv2.weight.flatten() for block in model.layer3])  # 64 -> 64, 3x3
+    n = weight.numel()
+    # The sample sd of n normal draws is off by sd / sqrt(2n): six of those is the tolerance.
+    assert weight.std().item() == pytest.approx(np.sqrt(2.0 / (64 * 9)), rel=6 / np.sqrt(2 * n))
+    assert torch.all(model.layer3[0].bn2.weight == 1) and torch.all(model.layer3[0].bn2.bias == 0)
+
+
+def weighted_layers(model):
+    return [layer for layer in model.modules() if isinstance(layer, (nn.Conv2d, nn.Linear, models.NormedLinear))]
+
+
+@pytest.mark.parametrize("name, options", [(name, {}) for name in models.MODELS]
+                         + [("resnet32", {"normed_output": True})])
+def test_glorot_init_for_every_model(name, options):
+    model = models.build(name, 10, IMAGE_SHAPES[name], {**options, "init": "glorot"})
+    for layer in weighted_layers(model):
+        weight = layer.weight.detach().double()
+        fan_in, fan_out = weight[0].numel(), weight.shape[0] * weight[0][0].numel()
+        bound = np.sqrt(6.0 / (fan_in + fan_out))  # Glorot & Bengio (2010), eq. 16
+        n = weight.numel()
+        assert weight.abs().max().item() <= bound
+        # Uniform on +-b: sd b / sqrt(3); the sample sd of n draws is off by about sqrt(0.2 / n) of it
+        # (the variance's relative sd is sqrt((mu4 / sigma^4 - 1) / n), mu4 / sigma^4 = 9/5): six of those.
+        assert weight.std().item() == pytest.approx(bound / np.sqrt(3), rel=6 * np.sqrt(0.2 / n)), layer
+        if getattr(layer, "bias", None) is not None:
+            assert layer.bias.abs().max() == 0
+    for norm in (module for module in model.modules() if isinstance(module, nn.BatchNorm2d)):
+        assert torch.all(norm.weight == 1) and torch.all(norm.bias == 0)
+
+
+def test_glorot_is_not_each_models_own_init_and_the_own_inits_stay():
+    torch.manual_seed(0)
+    own = models.build("lenet5", 10, (28, 28))
+    torch.manual_seed(0)
+    glorot = models.build("lenet5", 10, (28, 28), {"init": "glorot"})
+    # conv1: Caffe's xavier bound sqrt(3 / 25), Glorot's sqrt(6 / (25 + 500)): three times apart.
+    assert own.conv1.weight.abs().max().item() > np.sqrt(6.0 / 525)
+    assert glorot.conv1.weight.abs().max().item() <= np.sqrt(6.0 / 525)
+    torch.manual_seed(0)
+    mlp = models.build("mlp", 2, (30,))
+    torch.manual_seed(0)
+    named = models.build("mlp", 2, (30,), {"init": "glorot"})  # already the MLP's own: the same draw
+    assert all(torch.equal(a, b) for a, b in zip(mlp.state_dict().values(), named.state_dict().values()))
+    torch.manual_seed(0)
+    explicit = models.build("lenet5", 10, (28, 28), {"init": "caffe_xavier"})  # the default, named
+    assert all(torch.equal(a, b) for a, b in zip(own.state_dict().values(), explicit.state_dict().values()))
+    with pytest.raises(ValueError, match=r"lenet5.*model_options.init 'kaiming'.*\['caffe_xavier', 'glorot'\]"):
+        models.build("lenet5", 10, (28, 28), {"init": "kaiming"})
+
+
 @pytest.mark.parametrize("name, shape, input_shape", [
     ("lenet5", (28, 28), (1, 28, 28)), ("digits_cnn", (8, 8), (1, 8, 8)), ("allcnn_c", (32, 32, 3), (3, 32, 32)),
-    ("resnet10", (64, 64, 3), (3, 64, 64)), ("mlp", (30,), (30,))])
+    ("resnet10", (64, 64, 3), (3, 64, 64)), ("resnet32", (32, 32, 3), (3, 32, 32)), ("mlp", (30,), (30,))])
 def test_output_layers_are_real_modules_and_features_feed_them(name, shape, input_shape):
     model = models.build(name, 10, shape)
     for layer in model.output_layers:

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -366,3 +367,173 @@ def test_a_searched_setting_gets_one_column_not_run_columns():
     assert layout["run"].isna().all() and (layout["column"] == layout["setting"]).all()
     over = layout[(layout["method"] == "over") & (layout["source"] == "study")]
     assert (over["n"] == 1).all() and over["text"].str.fullmatch(r"\d+\.\d\d").all()
+
+
+# --- CIFAR-10-LT: the published top-1 errors beside the study's (figure ``published``) ---------------
+
+# Cao et al. 2019 (Table 2) ERM / LDAM-DRW and Menon et al. 2021 (Table 3) ERM / post-hoc LA, as printed.
+CAO = {("exponential", 100): (29.64, 22.97), ("exponential", 10): (13.61, 11.84), ("step", 100): (36.70, 23.08),
+       ("step", 10): (17.50, 12.19)}
+MENON = {("exponential", 100): (27.16, 22.60)}
+LT_PROFILES = [("exponential", math.nan, 100), ("exponential", math.nan, 10), ("step", 0.5, 100), ("step", 0.5, 10)]
+LT_METHODS = {"baseline": 0.30, "ldam_drw": 0.24, "logit_adjusted": 0.23, "over": 0.28}  # error at rho 100
+CIFAR10_LT = {"cifar10lt": "cifar10_lt"}
+
+
+def lt_error(method, rho, posthoc=False):
+    """The planted mean top-1 error (a fraction) of a method on a set; post-hoc LA lowers it by 0.05."""
+    return LT_METHODS[method] - 0.05 * (2 - math.log10(rho)) - 0.05 * posthoc
+
+
+def lt_table(dataset="cifar10lt", methods=LT_METHODS):
+    rows = []
+    for imbalance, mu, rho in LT_PROFILES:
+        profile = f"step-mu{mu:g}-rho{rho}" if imbalance == "step" else f"exponential-rho{rho}"
+        for method in methods:
+            for seed in (1, 2, 3):
+                # (thresholded, tau): plain, post-hoc LA with tau 1, and a tau of the grid the figure must skip
+                for thresholded, tau, error in ((False, 0.0, lt_error(method, rho)),
+                                                (True, 1.0, lt_error(method, rho, posthoc=True)),
+                                                (True, 2.0, 0.9)):
+                    for iteration, late in ((100, 0.2), (78000, 0.0)):  # only the last checkpoint counts
+                        rows.append({
+                            "dataset": dataset, "profile": profile, "imbalance": imbalance, "mu": mu,
+                            "n_minority": 5 if imbalance == "step" else math.nan, "rho": float(rho), "seed": seed,
+                            "method": method, "variant": method, "sampler": "none", "sampling_ratio": math.nan,
+                            "two_phase": False, "base_lr": 0.1, "selected": True, "select_on": "", "select_metric": "",
+                            "diverged_at": math.nan, "iteration": iteration, "split": "test",
+                            "thresholded": thresholded, "tau": tau, "metric": "accuracy", "class": -1,
+                            "group": "all", "value": 1 - (error + 0.01 * (seed - 2) + late)})
+    table = pd.DataFrame(rows)
+    if "tau" not in figures.TABLE_COLUMNS:  # a table from before the tau grid: thresholded is tau 1
+        table = table[table["tau"] != 2.0]
+    return table[list(figures.TABLE_COLUMNS)]
+
+
+def test_the_published_top1_errors_are_cao_and_menon_as_printed():
+    for (imbalance, rho), (erm, ldam) in CAO.items():
+        mu = 0.5 if imbalance == "step" else math.nan
+        numbers = {(n.source, n.method, n.scoring): n.value for n in paper.top1_errors("cifar10_lt", imbalance, mu, rho)}
+        assert numbers[("cao2019", "baseline", "plain")] == pytest.approx(erm / 100)
+        assert numbers[("cao2019", "ldam_drw", "plain")] == pytest.approx(ldam / 100)
+        menon = MENON.get((imbalance, rho))
+        assert len(numbers) == 2 + 2 * bool(menon)
+        if menon:
+            assert numbers[("menon2021", "baseline", "plain")] == pytest.approx(menon[0] / 100)
+            assert numbers[("menon2021", "baseline", "posthoc")] == pytest.approx(menon[1] / 100)
+    assert paper.top1_errors("cifar10_lt", "exponential", None, 100.0)  # μ: None or the table's NaN
+    assert not paper.top1_errors("cifar10_lt", "step", 0.2, 100)
+    assert not paper.top1_errors("cifar10_lt", "linear", math.nan, 100)
+    assert not paper.top1_errors("imagenet", "step", 0.9, 100) and not paper.top1_errors(None, "step", 0.5, 10)
+    assert set(paper.SOURCES) == {"buda2018", "cao2019", "menon2021"} and paper.SOURCES["buda2018"] == paper.SOURCE
+
+
+def test_cifar10_lt_is_named_from_the_datasets_settings():
+    cifar = yaml.safe_load((REPO / "configs" / "paper_cifar10.yaml").read_text())["datasets"]["cifar10"]
+    assert paper.experiment(cifar) is None  # All-CNN-C: the paper's CIFAR-10, no published errors
+    lt = {**cifar, "model": "resnet32", "preprocessing": "none"}
+    assert paper.experiment(lt) == "cifar10_lt"
+    assert paper.experiment({**lt, "train_per_class": 500}) is None
+    assert paper.experiment({**lt, "source": "torchvision_mnist"}) is None
+    anchors = REPO / "configs" / "cifar10_lt.yaml"
+    if anchors.exists():
+        spec = yaml.safe_load(anchors.read_text())["datasets"]
+        assert [paper.experiment(dataset) for dataset in spec.values()] == ["cifar10_lt"] * len(spec)
+        methods = yaml.safe_load(anchors.read_text())["methods"]
+        assert {n.method for numbers in paper.CIFAR10_LT.values() for n in numbers} <= set(methods)
+
+
+def drawn_points(figure):
+    """(panel title, x, y, colour, marker, hollow) of every marker drawn as a line (means, stars)."""
+    points = []
+    for axis in figure.axes:
+        for line in axis.get_lines():
+            if line.get_marker() not in (None, "None", "", "none", "_"):  # "_": the caps of a ± sd bar
+                points += [(axis.get_title(), float(x), float(y), line.get_marker(),
+                            line.get_markerfacecolor() == "none", line.get_markeredgecolor())
+                           for x, y in zip(line.get_xdata(), line.get_ydata())]
+    return points
+
+
+def test_published_figure_draws_the_studys_error_and_the_stars(tmp_path, drawn):
+    figures.FIGURES["published"](lt_table(), tmp_path / "p.pdf", tmp_path / "p.csv", paper=CIFAR10_LT)
+    figure = drawn[0]
+    titles = [axis.get_title() for axis in figure.axes if axis.get_visible()]
+    assert titles == ["cifar10lt: step, μ = 0.5, ρ = 100", "cifar10lt: step, μ = 0.5, ρ = 10",
+                      "cifar10lt: exponential, ρ = 100", "cifar10lt: exponential, ρ = 10"]  # IMBALANCE_ORDER
+    ticks = [label.get_text() for label in figure.axes[0].get_xticklabels()]
+    assert ticks == ["baseline", "baseline\n+ post-hoc LA", "over", "ldam_drw", "logit_adjusted"]  # METHOD_ORDER, a-z
+    points = drawn_points(figure)
+    stars = sorted((title, x, round(y, 6)) for title, x, y, marker, hollow, _ in points if marker == "*")
+    assert all(hollow for *_, marker, hollow, _ in points if marker == "*")
+    expected = []
+    for (imbalance, rho), (erm, ldam) in CAO.items():
+        title = f"cifar10lt: {imbalance}, " + ("μ = 0.5, " if imbalance == "step" else "") + f"ρ = {rho}"
+        expected += [(title, 0.2, erm), (title, 3.2, ldam)]  # just right of the method's column
+    expected += [("cifar10lt: exponential, ρ = 100", 0.2, 27.16), ("cifar10lt: exponential, ρ = 100", 1.2, 22.60)]
+    assert stars == sorted((title, x, round(y, 6)) for title, x, y in expected)
+    means = sorted((title, round(x, 6), round(y, 6)) for title, x, y, marker, hollow, _ in points if marker != "*")
+    assert ("cifar10lt: exponential, ρ = 10", -0.1, round(100 * lt_error("baseline", 10), 6)) in means
+    assert ("cifar10lt: exponential, ρ = 100", 0.9, round(100 * lt_error("baseline", 100, True), 6)) in means
+    # every method in every panel, and baseline post-hoc (of tau 1 only) wherever a source publishes it for the dataset
+    assert len(means) == 4 * 4 + 4
+    assert legend_labels(figure) == ["study: each seed", "study: mean ± 1 sd", "published: Cao et al. 2019, Table 2",
+                                     "published: Menon et al. 2021, Table 3"]
+    assert "hollow stars: published top-1 errors" in figure.get_suptitle()
+
+    written = pd.read_csv(tmp_path / "p.csv")
+    assert list(written.columns) == ["dataset", "profile", "imbalance", "mu", "rho", "method", "scoring", "each_seed",
+                                     "published_cao2019", "published_menon2021", "mean", "sd", "n"]
+    assert len(written) == 4 * 4 + 4 and (written["n"] == 3).all() and np.allclose(written["sd"], 0.01)
+    for row in written.itertuples():
+        assert row.mean == pytest.approx(lt_error(row.method, row.rho, row.scoring == "posthoc"))
+    exp100 = written[written["profile"] == "exponential-rho100"].set_index(["method", "scoring"])
+    assert exp100.loc[("baseline", "plain"), "published_cao2019"] == pytest.approx(0.2964)
+    assert exp100.loc[("baseline", "plain"), "published_menon2021"] == pytest.approx(0.2716)
+    assert exp100.loc[("baseline", "posthoc"), "published_menon2021"] == pytest.approx(0.2260)
+    assert math.isnan(exp100.loc[("baseline", "posthoc"), "published_cao2019"])
+    assert exp100.loc[("ldam_drw", "plain"), "published_cao2019"] == pytest.approx(0.2297)
+    assert math.isnan(exp100.loc[("over", "plain"), "published_cao2019"])
+    seeds = [lt_error("ldam_drw", 100) + 0.01 * (seed - 2) for seed in (1, 2, 3)]
+    assert exp100.loc[("ldam_drw", "plain"), "each_seed"] == "; ".join(f"{s}: {v:.6g}" for s, v in zip((1, 2, 3), seeds))
+
+    if shutil.which("pdftoppm"):  # the PDF opens as an image
+        subprocess.run(["pdftoppm", "-png", "-r", "60", "-singlefile", str(tmp_path / "p.pdf"), str(tmp_path / "p")],
+                       check=True)
+        assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("given", [None, IMAGENET, {"elsewhere": "cifar10_lt"}])
+def test_published_figure_without_published_numbers_draws_only_the_study(tmp_path, drawn, given):
+    figures.FIGURES["published"](lt_table(), tmp_path / "p.pdf", tmp_path / "p.csv", paper=given)
+    points = drawn_points(drawn[0])
+    assert points and not [point for point in points if point[3] == "*"]
+    assert "no published numbers" in drawn[0].get_suptitle()
+    written = pd.read_csv(tmp_path / "p.csv")
+    assert set(written["scoring"]) == {"plain"} and not [c for c in written.columns if c.startswith("published_")]
+
+
+def test_published_stars_only_beside_the_methods_the_study_ran(tmp_path, drawn):
+    methods = {method: LT_METHODS[method] for method in ("baseline", "over")}  # no ldam_drw
+    figures.FIGURES["published"](lt_table(methods=methods), tmp_path / "p.pdf", tmp_path / "p.csv", paper=CIFAR10_LT)
+    stars = [point for point in drawn_points(drawn[0]) if point[3] == "*"]
+    assert len(stars) == 4 + 2  # Cao's ERM in each panel, Menon's two at exponential ρ = 100
+    assert [label.get_text() for label in drawn[0].axes[0].get_xticklabels()] == \
+        ["baseline", "baseline\n+ post-hoc LA", "over"]
+
+
+def test_the_workflow_draws_published_only_for_datasets_that_repeat_cifar10_lt():
+    config = yaml.safe_load((REPO / "configs" / "paper_cifar10.yaml").read_text())
+    config["figures"] = {"published": {}, "fig3": {}}
+    config["datasets"]["cifar10"].update(model="resnet32", model_options={}, preprocessing="none")
+    config["study"]["methods"] = ["baseline", "over"]  # (the two-phase methods name All-CNN-C's layers)
+    config["methods"] = {name: config["methods"][name] for name in config["study"]["methods"]}
+    study_config.validate(config, SCHEMA)
+    plans = plan_figures(plan.resolve(config))
+    assert plans["published"].settings == {"paper": {"cifar10": "cifar10_lt"}} and plans["published"].runs
+    assert "Cao et al. 2019, Table 2" in plans["published"].caption
+    assert "paper" in plans["fig3"].settings and paper.SOURCE not in plans["fig3"].caption  # ROC AUC: none
+    plain = resolved("paper_cifar10.yaml", {"published": {}})["published"]  # All-CNN-C: not drawn
+    assert "paper" not in plain.settings and plain.runs == ()
+    claimed = resolved("paper_cifar10.yaml", {"published": {"paper": {"cifar10": "cifar10_lt"}}})["published"]
+    assert claimed.runs  # a config may claim the experiment for a dataset

@@ -1,5 +1,6 @@
 """`snakemake --report`: one self-contained report of a finished study, each output captioned for its config."""
 
+import base64
 import copy
 import html
 import json
@@ -19,7 +20,7 @@ CONFIG = copy.deepcopy(TINY)
 CONFIG["methods"].pop("twophase_over")
 CONFIG["study"].update(seeds=[3, 7], methods=["baseline", "over", "under"])
 del CONFIG["study"]["profiles"]["linear"]
-CONFIG["figures"] = {"fig3": {"methods": ["baseline", "over"]}, "fig8": {}, "dynamics": {}}
+CONFIG["figures"] = {"fig3": {"methods": ["baseline", "over"]}, "fig8": {}, "dynamics": {}, "comparison": {}}
 CONFIG["scoring"] = {"train_sample_per_class": 30}  # the captions say the train scores are estimates
 
 
@@ -50,7 +51,8 @@ def test_the_report_holds_every_figure_the_scores_and_the_config_with_captions(s
     assert not re.search(r"<link[^>]*\shref=\"?(https?:)?//", page)
     results = embedded(page, "results")
     figures = {f"figures/{name}.{extension}" for name in ("fig3", "fig8", "dynamics") for extension in ("pdf", "csv")}
-    assert set(results) == figures | {"results/scores.csv", "results/scores.provenance.json"}
+    comparison = {f"figures/comparison.{extension}" for extension in ("csv", "html", "pdf")}
+    assert set(results) == figures | comparison | {"results/scores.csv", "results/scores.provenance.json"}
     for path, result in results.items():
         assert result["data_uri"].startswith("data:") and ";base64," in result["data_uri"], path
         # Jinja filled every placeholder in; nothing reached the page raw.
@@ -58,7 +60,8 @@ def test_the_report_holds_every_figure_the_scores_and_the_config_with_captions(s
         assert text(result["caption"]), path
     assert embedded(page, "categories") == {
         "Figures": {name: [f"figures/{name}.csv", f"figures/{name}.pdf"] for name in ("dynamics", "fig3", "fig8")},
-        "Scores": {"Other": ["results/scores.csv"]}, "Config": {"Other": ["results/scores.provenance.json"]}}
+        "Scores": {"Other": ["results/scores.csv"]}, "Config": {"Other": ["results/scores.provenance.json"]},
+        "Which method should I use?": {"Other": sorted(comparison)}}
 
     fig3 = text(results["figures/fig3.pdf"]["caption"])
     assert "Figure 3: ROC AUC (one-vs-rest, macro) against the imbalance ratio ρ, step imbalance." in fig3
@@ -77,6 +80,17 @@ def test_the_report_holds_every_figure_the_scores_and_the_config_with_captions(s
     assert "Learning dynamics: why imbalance hurts, profile step-mu0.5-rho10." in dynamics
     estimated = "estimated from at most 30 distinct examples per majority class"
     assert estimated in fig8 and estimated in dynamics and estimated not in fig3
+
+    # "Which method should I use?": the page of sentences generated from the numbers, one per set.
+    answer = text(results["figures/comparison.html"]["caption"])
+    assert "Which method should I use? Every method against baseline, paired by seed" in answer
+    assert ('Settings figures.comparison: {"confidence": 0.95, "metric": "roc_auc", "reference": "baseline"}.'
+            in answer and "Seeds (repeats): 3, 7" in answer)
+    answer_page = base64.b64decode(results["figures/comparison.html"]["data_uri"].split(";base64,")[1]).decode()
+    sentences = re.findall(r"<li>(On .*?)</li>", answer_page)
+    assert [sentence.split(" (")[0] for sentence in sentences] == ["On step-mu0.5-rho2", "On step-mu0.5-rho10"]
+    assert all("(ROC AUC, 2 seeds, too few for a 95% CI" in sentence for sentence in sentences)
+    assert "Over 2 imbalanced sets, the mean ranks (1 = best) are " in answer_page and "<svg" in answer_page
 
     scores = text(results["results/scores.csv"]["caption"])
     assert scores.startswith("The score table:") and "seeds 3, 7" in scores and estimated in scores

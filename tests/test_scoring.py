@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 from scipy.special import log_softmax, softmax
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import (accuracy_score, balanced_accuracy_score, f1_score, recall_score, roc_auc_score,
+                             silhouette_samples)
 
 from imbalance_study import metrics, scoring
 
@@ -92,10 +93,21 @@ def test_silhouette_groups_split_the_examples_by_class_group():
     labels = np.array([0, 0, 1, 1])
     features = np.array([[0.0], [0.1], [5.0], [9.0]])
     rows = {r["group"]: r["value"] for r in metrics.silhouette_rows(features, labels, np.array([False, True]), 1)}
-    from sklearn.metrics import silhouette_samples
-    values = silhouette_samples(features, labels)
-    np.testing.assert_allclose(metrics.silhouette_samples(features, labels), values, atol=1e-12)
-    assert rows["majority"] == pytest.approx(values[:2].mean()) and rows["minority"] == pytest.approx(values[2:].mean())
+    # By hand: a = mean distance within the own class, b = to the other class; (b - a) / max(a, b).
+    a = np.array([0.1, 0.1, 4.0, 4.0])
+    b = np.array([(5 + 9) / 2, (4.9 + 8.9) / 2, (5 + 4.9) / 2, (9 + 8.9) / 2])
+    by_hand = (b - a) / np.maximum(a, b)
+    assert rows["majority"] == pytest.approx(by_hand[:2].mean(), abs=1e-12)
+    assert rows["minority"] == pytest.approx(by_hand[2:].mean(), abs=1e-12)
+    assert rows["all"] == pytest.approx(by_hand.mean(), abs=1e-12)
+    assert {row["tau"] for row in metrics.silhouette_rows(features, labels, np.array([False, True]), 1)} == {0.0}
+
+
+def test_a_probe_of_one_example_per_class_has_silhouette_zero():
+    """Alone in its class, an example's silhouette is 0 by definition (scikit-learn refuses the case)."""
+    features, labels = np.array([[0.0], [1.0], [5.0]]), np.array([0, 1, 2])
+    rows = metrics.silhouette_rows(features, labels, np.array([False, True, True]), 1)
+    assert {row["group"]: row["value"] for row in rows} == {"all": 0.0, "majority": 0.0, "minority": 0.0}
 
 
 def test_silhouette_subsample_is_fixed_and_balanced():
@@ -105,15 +117,29 @@ def test_silhouette_subsample_is_fixed_and_balanced():
 
 
 @pytest.mark.parametrize("seed", range(3))
-def test_silhouette_matches_scikit_learn(seed):
-    from sklearn.metrics import silhouette_samples
+def test_silhouette_matches_a_float64_reference(seed):
+    """Against the definition, with every pairwise distance by scipy (a class of one example: 0)."""
+    from scipy.spatial.distance import cdist
 
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, 4, size=150)
     labels[0] = 5  # a class of one example
     features = rng.normal(size=(150, 6)) + labels[:, None] * 0.5
-    np.testing.assert_allclose(metrics.silhouette_samples(features, labels), silhouette_samples(features, labels),
-                               atol=1e-9)
+    distances = cdist(features, features)
+    expected = np.zeros(len(labels))
+    for i, label in enumerate(labels):
+        own = (labels == label) & (np.arange(len(labels)) != i)
+        if own.any():
+            a = distances[i, own].mean()
+            b = min(distances[i, labels == other].mean() for other in np.unique(labels) if other != label)
+            expected[i] = (b - a) / max(a, b)
+    minority = np.array([False, False, True, True, False, True])
+    rows = {r["group"]: r["value"] for r in metrics.silhouette_rows(features, labels, minority, 3)}
+    in_minority = minority[labels]
+    # Means of 150 distances of order 1: float64 rounding stays far below 1e-12.
+    assert rows["all"] == pytest.approx(expected.mean(), abs=1e-12)
+    assert rows["minority"] == pytest.approx(expected[in_minority].mean(), abs=1e-12)
+    assert rows["majority"] == pytest.approx(expected[~in_minority].mean(), abs=1e-12)
 
 
 def test_weighted_auc_matches_scikit_learn_sample_weight_with_ties():
@@ -135,9 +161,10 @@ def test_counts_as_weights_give_the_scores_of_the_replicated_set():
     seen = np.random.default_rng(1).integers(1, 6, size=len(labels))  # as an oversampled set repeats rows
     replicated = np.repeat(np.arange(len(labels)), seen)
     counts, minority = np.array([100, 100, 10, 10]), np.array([False, False, True, True])
-    expected = metrics.score(log_probs[replicated], labels[replicated], counts, minority, 3, "train")
-    weighted = metrics.score(log_probs, labels, counts, minority, 3, "train", weights=seen.astype(float))
-    assert [row["metric"] for row in weighted] == [row["metric"] for row in expected]
+    expected = metrics.score(log_probs[replicated], labels[replicated], counts, minority, 3, "train", taus=(0.5,))
+    weighted = metrics.score(log_probs, labels, counts, minority, 3, "train", weights=seen.astype(float), taus=(0.5,))
+    assert [(row["metric"], row["tau"]) for row in weighted] == [(row["metric"], row["tau"]) for row in expected]
+    assert {"balanced_accuracy", "macro_f1", "g_mean"} <= {row["metric"] for row in weighted}
     np.testing.assert_allclose([row["value"] for row in weighted], [row["value"] for row in expected], rtol=1e-12)
 
 
@@ -186,3 +213,148 @@ def test_classes_marked_in_full_are_never_sampled():
     assert np.bincount(labels[rows]).tolist() == [100, 500, 100]
     assert np.all(weights[labels[rows] == 1] == 1.0)
     np.testing.assert_allclose(np.bincount(labels[rows], weights=weights), [600, 500, 400])
+
+
+# --- the metrics imbalance work reports --------------------------------------------------------------
+
+def random_predictions(n=600, k=6, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, k, size=n)
+    right = rng.random(n) < np.linspace(0.9, 0.2, k)[labels]  # recall falls from class 0 to class k-1
+    predictions = np.where(right, labels, rng.integers(0, k, size=n))
+    return labels, predictions, rng.uniform(0.1, 5.0, size=n)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("seed", range(3))
+def test_whole_set_scores_match_scikit_learn(seed, weighted):
+    labels, predictions, weights = random_predictions(seed=seed)
+    weights = weights if weighted else None
+    scores, recall = metrics.decision_scores(labels, predictions, 6, weights)
+    expected_recall = recall_score(labels, predictions, average=None, sample_weight=weights)
+    # Sums of a few hundred weights of order 1: float64 rounding far below 1e-12.
+    np.testing.assert_allclose(recall, expected_recall, atol=1e-12)
+    assert scores["accuracy"] == pytest.approx(accuracy_score(labels, predictions, sample_weight=weights), abs=1e-12)
+    assert scores["balanced_accuracy"] == pytest.approx(
+        balanced_accuracy_score(labels, predictions, sample_weight=weights), abs=1e-12)
+    assert scores["macro_f1"] == pytest.approx(
+        f1_score(labels, predictions, average="macro", sample_weight=weights), abs=1e-12)
+    assert scores["g_mean"] == pytest.approx(np.prod(expected_recall) ** (1 / 6), abs=1e-12)
+
+
+def test_a_class_never_predicted_has_f1_zero_and_makes_the_geometric_mean_zero():
+    labels = np.array([0, 0, 1, 1, 2, 2, 2])
+    predictions = np.array([0, 1, 1, 1, 0, 1, 0])  # class 2 never predicted
+    scores, recall = metrics.decision_scores(labels, predictions, 3)
+    assert recall.tolist() == [0.5, 1.0, 0.0]
+    assert scores["g_mean"] == 0.0
+    assert scores["balanced_accuracy"] == pytest.approx(0.5)
+    assert scores["macro_f1"] == pytest.approx(f1_score(labels, predictions, average="macro", zero_division=0.0))
+    # Per class, F1 = 2 hits / (true + predicted): class 0 1 hit of 2 true, 3 predicted; class 1 2 of 2, 4.
+    assert scores["macro_f1"] == pytest.approx((2 * 1 / (2 + 3) + 2 * 2 / (2 + 4) + 0) / 3)
+
+
+def test_scores_are_over_the_classes_the_split_has():
+    """A class the split lacks (recall undefined) is left out of the means, as in scikit-learn."""
+    labels = np.array([0, 0, 1, 1])
+    predictions = np.array([0, 2, 1, 1])  # class 2: predicted once, never true
+    scores, recall = metrics.decision_scores(labels, predictions, 3)
+    assert np.isnan(recall[2])
+    with pytest.warns(UserWarning, match="y_pred contains classes not in y_true"):
+        assert scores["balanced_accuracy"] == pytest.approx(0.75) == balanced_accuracy_score(labels, predictions)
+    assert scores["macro_f1"] == pytest.approx(f1_score(labels, predictions, labels=[0, 1], average="macro"))
+    assert scores["g_mean"] == pytest.approx(np.sqrt(0.5))
+
+
+# --- post-hoc logit adjustment ----------------------------------------------------------------------
+
+def test_logit_adjustment_of_log_probabilities_is_that_of_the_logits():
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=(50, 4)) * 5
+    priors = np.array([0.7, 0.2, 0.05, 0.05])
+    log_probs = log_softmax(logits, axis=1)
+    for tau in (0.0, 0.5, 1.0, 2.0):
+        expected = log_softmax(logits - tau * np.log(priors), axis=1)  # Menon et al.: on the logits
+        # Values of order 10: float64 rounding of a few operations stays below 1e-12.
+        np.testing.assert_allclose(metrics.logit_adjusted_log_scores(log_probs, priors, tau), expected, atol=1e-12)
+    np.testing.assert_allclose(metrics.logit_adjusted_log_scores(log_probs, priors, 0.0), log_probs, atol=1e-12)
+    np.testing.assert_array_equal(metrics.logit_adjusted_log_scores(log_probs, priors, 1.0),
+                                  metrics.thresholded_log_scores(log_probs, priors))
+
+
+def test_the_taus_scored_are_plain_thresholded_and_the_grid():
+    assert metrics.adjustment_taus() == [0.0, 1.0]
+    assert metrics.adjustment_taus([0.5, 1, 2.0, 0, 0.5]) == [0.0, 1.0, 0.5, 2.0]
+
+
+def test_tau_one_rows_are_thresholding_and_tau_zero_rows_the_plain_outputs():
+    """Scored at tau 0, 1 and a grid, the rows of tau 0 are those of the plain outputs as they are,
+    and the rows of tau 1 those of the outputs divided by the priors, computed here independently."""
+    labels, log_probs = random_log_probs(n=300, k=4, seed=11)
+    counts = np.array([400, 100, 20, 20])
+    minority, priors = counts < 100, counts / counts.sum()
+    rows = metrics.score(log_probs, labels, counts, minority, 9, taus=(0.5, 2.0))
+    by_tau = {}
+    for row in rows:
+        by_tau.setdefault(row["tau"], {})[(row["metric"], row["class"], row["group"])] = row["value"]
+        assert row["thresholded"] == (row["tau"] != 0)
+    assert set(by_tau) == {0.0, 1.0, 0.5, 2.0}
+    divided = np.exp(log_probs) / priors
+    divided /= divided.sum(axis=1, keepdims=True)
+    # Scored as plain outputs, the divided probabilities give the thresholded rows.
+    as_plain = {(r["metric"], r["class"], r["group"]): r["value"]
+                for r in metrics.score(np.log(divided), labels, counts, minority, 9) if r["tau"] == 0.0}
+    without_loss = {key: value for key, value in as_plain.items() if key[0] != "loss"}
+    assert by_tau[1.0].keys() == without_loss.keys()
+    for key, value in without_loss.items():
+        assert by_tau[1.0][key] == pytest.approx(value, abs=1e-12), key
+    assert by_tau[1.0][("accuracy", -1, "all")] > by_tau[0.0][("accuracy", -1, "all")] - 0.2  # not degenerate
+    plain = {(r["metric"], r["class"], r["group"]): r["value"]
+             for r in metrics.score(log_probs, labels, counts, minority, 9) if r["tau"] == 0.0}
+    assert by_tau[0.0] == plain
+    # Larger tau moves more decisions to the rare classes: their recall does not fall.
+    minority_recall = [by_tau[tau][("recall", -1, "minority")] for tau in (0.0, 0.5, 1.0, 2.0)]
+    assert minority_recall == sorted(minority_recall)
+    assert {key[0] for key in by_tau[2.0]} == {"roc_auc", "accuracy", "balanced_accuracy", "macro_f1", "g_mean",
+                                              "recall"}
+
+
+def test_balanced_accuracy_is_the_mean_of_the_recall_rows():
+    labels, log_probs = random_log_probs(n=200, k=5, seed=4)
+    counts = np.array([100, 100, 10, 10, 10])
+    rows = metrics.score(log_probs, labels, counts, counts < 100, 1, taus=(2.0,))
+    for tau in (0.0, 1.0, 2.0):
+        recall = [r["value"] for r in rows if r["tau"] == tau and r["metric"] == "recall" and r["class"] >= 0]
+        (balanced,) = [r["value"] for r in rows if r["tau"] == tau and r["metric"] == "balanced_accuracy"]
+        assert balanced == pytest.approx(np.mean(recall), abs=1e-12)
+
+
+def test_a_job_and_a_rescore_of_its_predictions_give_the_same_logit_adjusted_rows(tmp_path):
+    """The tau grid is scored in the scoring pass, and again without the network from predictions.h5."""
+    from imbalance_study import datasets, imbalance, predictions
+
+    from .test_training import spec, tiny_data, train
+
+    images, labels = tiny_data()
+    imbalanced = np.concatenate([np.flatnonzero(labels == 0), np.flatnonzero(labels > 0)[::4]])  # class 0 the majority
+    dataset = datasets.Dataset("toy", images, labels, images, labels, ["a", "b", "c"])
+    manifest = train(spec(), images, labels, imbalanced, tmp_path / "run")
+    taus = [0.5, 2.0]
+    written = scoring.score_run(manifest, dataset, imbalanced, {"run": 1}, imbalanced, splits=["test", "train"],
+                                device="cpu", silhouette_per_class=0, train_sample_per_class=0,
+                                logit_adjustment_taus=taus, predictions_path=tmp_path / "predictions.h5",
+                                store_splits=["test", "train"])
+    minority = imbalance.minority_mask(imbalance.class_counts_of(imbalanced, labels, 3))
+    rescored = predictions.rescore(tmp_path / "predictions.h5", dataset, minority, {"run": 1}, taus=taus)
+
+    def by_key(rows):
+        return {(r["iteration"], r["split"], r["tau"], r["thresholded"], r["metric"], r["class"], r["group"]):
+                r["value"] for r in rows}
+
+    written, rescored = by_key(written), by_key(rescored)
+    assert written.keys() == rescored.keys()
+    assert {key[2] for key in written} == {0.0, 1.0, 0.5, 2.0}
+    assert {key[4] for key in written if key[2] == 2.0} >= {"roc_auc", "balanced_accuracy", "macro_f1", "g_mean"}
+    # Stored as float32: log-probabilities of magnitude < 20 keep about 1e-6 of absolute precision.
+    for key, value in written.items():
+        assert rescored[key] == pytest.approx(value, abs=1e-5), key

@@ -19,7 +19,7 @@ import torch
 from imbalance_study import bundles, models, stacked
 from imbalance_study.batches import TensorBatches
 from imbalance_study.loop import Trainee
-from .test_training import spec, tiny_data, train
+from .test_training import LDAM_DRW, spec, tiny_data, train
 
 TOLERANCE = dict(rtol=1e-9, atol=1e-9)
 
@@ -55,8 +55,11 @@ def one_at_a_time(tmp_path, runs, indices, phase_ones=None, device="cpu"):
 
 
 def trainees(tmp_path, runs, indices, phase_ones=None, name="stacked"):
+    labels = tiny_data()[1]
     return [Trainee(run, indices[position], tmp_path / f"{name}{position}",
-                    phase_one=phase_ones[position] if phase_ones else None) for position, run in enumerate(runs)]
+                    phase_one=phase_ones[position] if phase_ones else None,
+                    class_counts=np.bincount(labels[indices[position]], minlength=3))  # as train() gives them
+            for position, run in enumerate(runs)]
 
 
 def at_once(tmp_path, runs, indices, phase_ones=None, device="cpu", conv="grouped"):
@@ -88,6 +91,60 @@ def test_k_at_once_matches_one_at_a_time(tmp_path, momentum_form, float64, threa
     # The runs really differ from each other (different seeds and data), so the match is not trivial.
     first, second = last_weights(together[0]), last_weights(together[1])
     assert (first["fc2.weight"] - second["fc2.weight"]).abs().max() > 1e-3
+
+
+def imbalanced_index_sets(count, labels):
+    """Index files of about 10:4:1, a different draw per run (tiny_data has 20 examples per class)."""
+    rng = np.random.default_rng(1)
+    return [np.sort(np.concatenate([rng.choice(np.flatnonzero(labels == label), size, replace=True)
+                                    for label, size in enumerate((30 + 3 * position, 12, 3))]))
+            for position in range(count)]
+
+
+SHORT = dict(iterations=40, checkpoints=[40], resume_every=20)  # enough steps to tell a wrong loss by 1e-3
+NEW_LOSSES = {"weighted_cross_entropy": dict(name="cross_entropy", weights="inverse"),
+              "effective_number": dict(name="cross_entropy", weights="effective_number", beta=0.99),
+              "focal": dict(name="focal", gamma=2.0, weights="inverse"),
+              "ldam_drw": LDAM_DRW,
+              "logit_adjusted": dict(name="logit_adjusted", tau=1.0),
+              "balanced_softmax": dict(name="balanced_softmax")}
+
+
+@pytest.mark.parametrize("losses", [[name] for name in NEW_LOSSES] + [["plain", *NEW_LOSSES]],
+                         ids=lambda losses: losses[0] if len(losses) == 1 else "all_in_one_bundle")
+def test_new_losses_at_once_match_one_at_a_time(tmp_path, float64, losses):
+    """Each new loss, two seeds stacked; and every loss in one bundle, where a plain cross-entropy
+    run computes the general form (``losses.general``, neutral parameters) while alone it computes
+    ``cross_entropy`` itself: the same terms summed in another order, within TOLERANCE (module docstring)."""
+    runs = [spec(method=name, seed=seed, loss=NEW_LOSSES.get(name), **SHORT) for name in losses
+            for seed in ((1, 2) if len(losses) == 1 else (1,))]
+    indices = imbalanced_index_sets(len(runs), tiny_data()[1])
+    alone = one_at_a_time(tmp_path / "alone", runs, indices)
+    together = at_once(tmp_path / "together", runs, indices)
+    assert not any(manifest["diverged"] for manifest in alone)
+    assert_same_weights(together, alone)
+    if len(losses) > 1:  # the losses really differ: each run ends away from the plain one's weights
+        plain = last_weights(together[0])["fc2.weight"]
+        assert all((last_weights(manifest)["fc2.weight"] - plain).abs().max() > 1e-3 for manifest in together[1:])
+
+
+def test_class_balanced_batches_and_classifier_retraining_at_once_match_one_at_a_time(tmp_path, float64):
+    """Class-balanced batches in a first phase (beside shuffled ones), then cRT (re-initialised output
+    layer, class-balanced batches) beside a plain second phase, stacked against one at a time."""
+    labels = tiny_data()[1]
+    first_runs = [spec(method="baseline", seed=1, **SHORT),
+                  spec(method="balanced", seed=1, batches="class_balanced", **SHORT),
+                  spec(method="balanced", seed=2, batches="class_balanced", loss=NEW_LOSSES["focal"], **SHORT)]
+    indices = imbalanced_index_sets(len(first_runs), labels)
+    alone = one_at_a_time(tmp_path / "alone", first_runs, indices)
+    together = at_once(tmp_path / "together", first_runs, indices)
+    assert_same_weights(together, alone)
+    second_runs = [spec(method="crt", seed=1, batches="class_balanced", reinitialise=True, lr=0.005, **SHORT),
+                   spec(method="twophase", seed=1, lr=0.005, **SHORT),
+                   spec(method="crt", seed=2, batches="class_balanced", reinitialise=True, lr=0.005, **SHORT)]
+    phase_ones = [together[0], together[0], together[2]]
+    assert_same_weights(at_once(tmp_path / "second", second_runs, indices, phase_ones),
+                        one_at_a_time(tmp_path / "second_alone", second_runs, indices, phase_ones))
 
 
 def test_k_at_once_with_gemm_convolutions_matches_one_at_a_time(tmp_path, float64):
@@ -395,3 +452,94 @@ def test_a_second_phase_whose_first_phase_diverged_is_marked_and_not_trained(tmp
     assert manifest["checkpoints"] == [] and manifest["train_seconds"] == 0
     rows = pd.read_csv(tmp_path / "scores1.csv")
     assert rows["metric"].tolist() == ["diverged"] and rows["diverged_at"].tolist() == [0]
+
+
+def test_a_step_of_mixed_losses_is_one_graph_and_switches_its_weights_in_place(tmp_path):
+    """The general loss traces into the stacked step's one graph (``stacked_step``: CUDA graphs
+    capture it), and the deferred weights are the same tensor before and after their switch, so a
+    captured step reads them where they lie."""
+    labels = tiny_data()[1]
+    runs = [spec(method=name, loss=NEW_LOSSES.get(name), **SHORT) for name in ("plain", "ldam_drw", "focal")]
+    batches = TensorBatches(*tiny_data(), torch.device("cpu"))
+    indices = imbalanced_index_sets(len(runs), labels)
+    members = [stacked._Started(trainee, 3, batches.input_shape, batches.labels)
+               for trainee in trainees(tmp_path, runs, indices)]
+    engine = stacked.Stacked(members, batches, torch.device("cpu"))
+    engine.draw(1)
+    engine.rows.copy_(engine.ahead[0])
+    engine.lr.fill_(runs[0].protocol.lr)
+    torch._dynamo.reset()
+    explanation = torch._dynamo.explain(engine.step_function.run)(engine.rows, engine.lr)
+    assert explanation.graph_break_count == 0 and explanation.graph_count == 1, explanation.break_reasons
+    weights = engine.loss.parameters["weights"]
+    address, before = weights.data_ptr(), weights.clone()
+    engine.loss.before_step(20)  # LDAM-DRW's switch: round(0.5 * 40)
+    assert weights.data_ptr() == address and engine.loss.parameters["weights"] is weights
+    assert torch.equal(weights[[0, 2]], before[[0, 2]]) and not torch.equal(weights[1], before[1])
+
+
+LONG_TAIL_METHODS = {
+    "baseline": {"sampler": "none"},
+    "focal": {"loss": {"name": "focal", "weights": "inverse"}},
+    "ldam_drw": {"loss": {"name": "ldam", "weights": "effective_number", "weights_from": 0.5, "scale": 1.0}},
+    "logit_adjusted": {"loss": {"name": "logit_adjusted"}},
+    "balanced": {"sampler": "class_balanced"},
+    "crt": {"two_phase": {"from": "baseline", "sampler": "class_balanced", "reinitialise": True}},
+    "tau_norm": {"two_phase": {"from": "baseline", "tau_normalise": 1.0}},
+}
+
+
+def study_job(workdir, monkeypatch, stack):
+    """Every bundle of a study of the long-tail methods, in order, as the workflow's rules run them
+    (``bundle_job``'s setup); returns the runs' manifests and all score rows."""
+    import copy
+
+    from imbalance_study import config, datasets, plan, sampling, source_facts
+    from imbalance_study.atomic import write_json
+
+    settings = copy.deepcopy(JOB_CONFIG)
+    settings["methods"] = copy.deepcopy(LONG_TAIL_METHODS)
+    settings["study"].update(methods=list(LONG_TAIL_METHODS), seeds=[1])
+    config.validate(settings)
+    study = plan.resolve(settings)
+    cell = study.cells[0]
+    workdir.mkdir(parents=True, exist_ok=True)
+    monkeypatch.chdir(workdir)
+    dataset_path = study.datasets["digits"].path
+    dataset = datasets.prepare("digits", source_facts.content_settings(settings["datasets"]["digits"]), dataset_path)
+    indices_path = plan.INDICES.format(dataset="digits", profile=cell.profile.name)
+    write_json(indices_path, sampling.write_index_files(dataset.train_labels, cell.profile, 40, cell.data_seeds(),
+                                                        "random", cell.index_files, cell.index_paths(), cell.context))
+    scores = []
+    for number, bundle in enumerate(study.bundles):
+        bundles.run_bundle(bundle.members(), dataset_path, indices_path, f"scores{number}.csv", f"runs{number}.json",
+                           device="cpu", stack=stack, scoring_settings=settings["scoring"], conv="grouped",
+                           graphs="never")
+        scores.append(pd.read_csv(f"scores{number}.csv"))
+    manifests = {run.method.variant: json.loads((workdir / run.directory / "run.json").read_text())
+                 for run in study.runs}
+    return manifests, pd.concat(scores)
+
+
+def test_a_study_of_the_long_tail_methods_scores_the_same_in_either_engine(tmp_path, monkeypatch, float64):
+    """The new methods through bundles.run_bundle: losses, class-balanced batches and cRT trained by
+    either engine (float64: the same scores within TOLERANCE), tau-normalisation by neither."""
+    single, single_scores = study_job(tmp_path / "single", monkeypatch, "never")
+    together, stacked_scores = study_job(tmp_path / "stacked", monkeypatch, "always")
+    assert together["focal"]["engine"]["name"] == "stacked" and single["focal"]["engine"]["name"] == "one_at_a_time"
+    assert single["tau_norm"]["engine"]["name"] == together["tau_norm"]["engine"]["name"] == "tau_normalisation"
+    assert single["crt"]["trained_layers"] == ["fc2"] and single["tau_norm"]["trained_layers"] == []
+    for variant, manifest in single.items():
+        assert manifest["fingerprint"] == together[variant]["fingerprint"], variant
+        assert manifest["diverged"] is None, variant
+    keys = [column for column in single_scores.columns if column != "value"]
+    merged = single_scores.merge(stacked_scores, on=keys, suffixes=("_single", "_stacked"), validate="one_to_one")
+    assert len(merged) == len(single_scores) == len(stacked_scores)
+    assert set(merged["variant"]) == set(LONG_TAIL_METHODS)
+    assert (merged["value_single"] - merged["value_stacked"]).abs().max() < TOLERANCE["atol"]
+    # The methods differ from the baseline (each trains or rescales something).
+    test_auc = single_scores[(single_scores["metric"] == "roc_auc") & (single_scores["split"] == "test")
+                             & (single_scores["iteration"] == 80) & (single_scores["group"] == "all")
+                             & ~single_scores["thresholded"].astype(bool)]
+    values = test_auc.groupby("variant")["value"].first()
+    assert all(abs(values[variant] - values["baseline"]) > 1e-6 for variant in LONG_TAIL_METHODS if variant != "baseline")

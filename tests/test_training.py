@@ -29,17 +29,36 @@ def protocol(**overrides):
     return Protocol.from_config(settings)
 
 
-def spec(method="baseline", seed=1, **overrides) -> plan.Run:
-    """A planned run of a toy set (the method's name only names it: what it trains on is given)."""
+def spec(method="baseline", seed=1, loss=None, batches="shuffled", reinitialise=False, tau_normalise=None,
+         **overrides) -> plan.Run:
+    """A planned run of a toy set (the method's name only names it: what it trains on is given).
+    ``loss``: a loss's settings beside the schema's defaults (``loss_settings``)."""
     run_protocol = protocol(**overrides)
+    methods = dict(batches=batches, reinitialise=reinitialise, tau_normalise=tau_normalise)
+    if loss is not None:
+        methods["loss"] = loss_settings(**loss)
     return plan.Run(dataset="toy", profile=imbalance.step(0.5, 2), seed=seed, model="digits_cnn",
                     method=plan.Method(name=method, variant=method, sampler="none", ratio=1.0, index=IMBALANCED,
-                                       protocol=run_protocol, base_lr=run_protocol.lr))
+                                       protocol=run_protocol, base_lr=run_protocol.lr, **methods))
 
 
-def train(run, images, labels, indices, run_dir, inputs=None, phase_one=None, device="cpu"):
-    """Train one run one at a time on the CPU (the engine of training.train)."""
-    trainee = Trainee(run, indices, run_dir, inputs=inputs or {}, phase_one=phase_one)
+def loss_settings(**settings) -> dict:
+    """A method's loss as the config gives it: every key present, the schema's defaults filled in."""
+    import yaml
+
+    from imbalance_study import config
+
+    schema = yaml.safe_load(config.SCHEMA.read_text())
+    keys = schema["properties"]["methods"]["additionalProperties"]["properties"]["loss"]["properties"]
+    return {**{key: entry["default"] for key, entry in keys.items()}, **settings}
+
+
+def train(run, images, labels, indices, run_dir, inputs=None, phase_one=None, device="cpu", class_counts=None):
+    """Train one run one at a time on the CPU (the engine of training.train); a loss sees the class
+    counts of ``indices`` unless ``class_counts`` says otherwise."""
+    if class_counts is None:
+        class_counts = np.bincount(labels[indices], minlength=int(labels.max()) + 1)
+    trainee = Trainee(run, indices, run_dir, inputs=inputs or {}, phase_one=phase_one, class_counts=class_counts)
     return training.train(trainee, TensorBatches(images, labels, torch.device(device)), int(labels.max()) + 1,
                           device=device)
 
@@ -367,3 +386,130 @@ def test_divergence_is_a_non_finite_value_or_a_loss_far_above_chance_twice_runni
     # A resumed watch goes on where the saved one was: one more stop above and network 1 diverged at 300.
     resumed = Divergence(10, [watch.states[1]])
     assert resumed.check(400, np.array([45.0]), np.array([True])) == [0] and resumed.at[0]["iteration"] == 300
+
+
+def test_class_balanced_batches_draw_every_class_equally_and_resume():
+    """Classes uniformly, then an example of the class uniformly, with replacement: at counts 100 /
+    10 / 1, each class is about a third of 30,000 draws (binomial sd 0.0027: 0.015 is 5.5 sd) and
+    each example of a class an equal share of it."""
+    from imbalance_study.samplers import ClassBalancedSampler
+
+    pool_labels = np.repeat([0, 1, 2, 1], [150, 20, 5, 20])
+    indices = np.concatenate([np.arange(100), np.arange(150, 160), [170]])  # 100, 10 and 1 of classes 0, 1, 2
+    sampler = ClassBalancedSampler(indices, pool_labels[indices], np.random.default_rng(3))
+    drawn = sampler.next_batches(300, 100).ravel()
+    assert set(drawn) <= set(indices) and sampler.epoch == 30_000 // len(indices)
+    shares = np.bincount(pool_labels[drawn], minlength=3) / len(drawn)
+    assert np.abs(shares - 1 / 3).max() < 0.015
+    per_example = np.bincount(drawn[pool_labels[drawn] == 1] - 150, minlength=10)
+    assert per_example.min() > 0.7 * per_example.mean()  # about 1,000 each (sd 30)
+    # Cut into batches or drawn in one piece, and resumed from a state: the same examples.
+    state = sampler.state_dict()
+    expected = sampler.next_batches(4, 7)
+    again = ClassBalancedSampler(indices, pool_labels[indices], np.random.default_rng(99))
+    again.load_state_dict(torch.load(_saved(state), weights_only=True))
+    assert np.array_equal(np.stack([again.next_batch(7) for _ in range(4)]), expected)
+
+
+def _saved(state):
+    import io
+
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    return buffer
+
+
+LDAM_DRW = dict(name="ldam", weights="effective_number", beta=0.99, weights_from=0.5, scale=1.0)
+
+
+def test_deferred_reweighting_switches_on_at_its_iteration_in_the_engine(tmp_path, monkeypatch):
+    """weights_from 0.5 of 60 iterations: the steps of iterations 0..29 see weights of one, 30..59
+    the effective-number weights of the run's counts."""
+    from imbalance_study import losses
+
+    images, labels = tiny_data()
+    indices = np.concatenate([np.arange(20), np.arange(20, 26), np.arange(40, 43)])  # 20 / 6 / 3
+    seen, general = [], losses.general
+    monkeypatch.setattr(losses, "general", lambda *args, **kwargs: seen.append(kwargs["weights"].clone())
+                        or general(*args, **kwargs))
+    train(spec(loss=LDAM_DRW), images, labels, indices, tmp_path / "run")
+    weighted = torch.tensor(losses.class_weights([20, 6, 3], "effective_number", 0.99), dtype=torch.float32)
+    assert len(seen) == 60
+    assert all(torch.equal(weights, torch.ones(3)) for weights in seen[:30])
+    assert all(torch.equal(weights, weighted) for weights in seen[30:])
+
+
+@pytest.mark.parametrize("weights_from", [0.25, 0.75], ids=["switched_before_the_kill", "switched_after"])
+def test_resume_with_a_new_loss_and_class_balanced_batches_is_bit_identical(tmp_path, monkeypatch, weights_from):
+    images, labels = tiny_data()
+    indices = np.concatenate([np.arange(20), np.arange(20, 26), np.arange(40, 43)])
+    run = spec(loss={**LDAM_DRW, "weights_from": weights_from}, batches="class_balanced")
+    whole = train(run, images, labels, indices, tmp_path / "whole")
+    restore = crash_at_step(monkeypatch, 37)  # resumed from 30: the switch at 15 lies before, at 45 after
+    with pytest.raises(Killed):
+        train(run, images, labels, indices, tmp_path / "crashed")
+    restore()
+    resumed = train(run, images, labels, indices, tmp_path / "crashed")
+    assert resumed["fingerprint"] == whole["fingerprint"]
+    for name, tensor in final_weights(tmp_path / "whole").items():
+        assert torch.equal(tensor, final_weights(tmp_path / "crashed")[name]), name
+    plain = train(spec(), images, labels, indices, tmp_path / "plain")
+    assert not torch.equal(final_weights(tmp_path / "plain")["fc2.weight"],
+                           final_weights(tmp_path / "whole")["fc2.weight"])
+    assert plain["fingerprint"] != whole["fingerprint"]
+
+
+def test_classifier_retraining_starts_from_reinitialised_output_layers(tmp_path):
+    """cRT: the second phase's fc2 starts from the run's initial fc2 (its init seed, the model's own
+    initialisation), the rest from the first phase's last checkpoint; without reinitialise, all of it."""
+    images, labels = tiny_data()
+    first = train(spec(method="baseline"), images, labels, np.arange(len(labels)), tmp_path / "first")
+    trained = torch.load(first["checkpoints"][-1]["path"], weights_only=True)["model"]
+    initial = Trainee(spec(method="baseline"), np.arange(3), tmp_path / "x").build_model(3, (8, 8)).state_dict()
+    for reinitialise in (True, False):
+        run = spec(method="crt", reinitialise=reinitialise, batches="class_balanced", lr=0.005)
+        start = Trainee(run, np.arange(3), tmp_path / "y", phase_one=first).build_model(3, (8, 8)).state_dict()
+        for name, tensor in start.items():
+            expected = initial[name] if reinitialise and name.startswith("fc2.") else trained[name]
+            assert torch.equal(tensor, expected), (reinitialise, name)
+    assert not torch.equal(initial["fc2.weight"], trained["fc2.weight"])
+    second = train(spec(method="crt", reinitialise=True, batches="class_balanced", lr=0.005), images, labels,
+                   np.arange(40), tmp_path / "crt", phase_one=first)
+    assert second["trained_layers"] == ["fc2"]
+
+
+def test_tau_normalisation_rescales_each_class_row_of_every_first_phase_checkpoint(tmp_path):
+    from imbalance_study import posthoc
+
+    images, labels = tiny_data()
+    first = train(spec(), images, labels, np.arange(len(labels)), tmp_path / "first")
+    manifests = {}
+    for tau in (0.0, 0.5, 1.0):
+        trainee = Trainee(spec(method="tau", tau_normalise=tau), np.arange(len(labels)), tmp_path / f"tau{tau}",
+                          phase_one=first)
+        manifests[tau] = posthoc.normalise_run(trainee, 3, (8, 8))
+        assert [c["iteration"] for c in manifests[tau]["checkpoints"]] == [20, 60]
+        assert manifests[tau]["inputs"]["phase_one_fingerprint"] == first["fingerprint"]
+        for original, normalised in zip(first["checkpoints"], manifests[tau]["checkpoints"]):
+            before = torch.load(original["path"], weights_only=True)["model"]
+            payload = torch.load(normalised["path"], weights_only=True)
+            assert payload["fingerprint"] == manifests[tau]["fingerprint"]
+            after = payload["model"]
+            rows = before["fc2.weight"].numpy().astype(np.float64)
+            expected = rows / np.linalg.norm(rows, axis=1, keepdims=True) ** tau  # by hand, in float64
+            np.testing.assert_allclose(after["fc2.weight"].numpy(), expected, rtol=1e-6)  # float32 weights
+            for name in before:
+                if name != "fc2.weight":
+                    assert torch.equal(after[name], before[name]), name
+            if tau == 0.0:
+                assert torch.equal(after["fc2.weight"], before["fc2.weight"])
+            if tau == 1.0:
+                np.testing.assert_allclose(np.linalg.norm(after["fc2.weight"].numpy(), axis=1), 1.0, rtol=1e-6)
+    assert len({manifest["fingerprint"] for manifest in manifests.values()}) == 3
+    # A finished run is not redone.
+    mtime = (tmp_path / "tau1.0" / "run.json").stat().st_mtime_ns
+    again = posthoc.normalise_run(Trainee(spec(method="tau", tau_normalise=1.0), np.arange(len(labels)),
+                                          tmp_path / "tau1.0", phase_one=first), 3, (8, 8))
+    assert again["fingerprint"] == manifests[1.0]["fingerprint"] and again["checkpoints"] == manifests[1.0]["checkpoints"]
+    assert (tmp_path / "tau1.0" / "run.json").stat().st_mtime_ns == mtime

@@ -70,7 +70,9 @@ def test_the_study_produces_scores_and_figures(finished_study):
     assert set(table["method"]) == {"baseline", "over", "under", "twophase_over"}
     assert set(table["profile"]) == {"step-mu0.5-rho2", "step-mu0.5-rho10", "linear-rho10"}
     assert set(table["iteration"]) == {20, 80}
-    assert set(table["metric"]) == {"roc_auc", "accuracy", "recall", "loss", "silhouette"}
+    assert set(table["metric"]) == {"roc_auc", "accuracy", "recall", "loss", "silhouette", "balanced_accuracy",
+                                    "macro_f1", "g_mean"}
+    assert set(table["tau"]) == {0.0, 1.0, 0.5, 1.5, 2.0}  # plain, thresholded, post-hoc logit adjustment
     assert set(table["split"]) == {"train", "test"}
     assert table["selected"].all()
     final = table[(table["iteration"] == 80) & (table["metric"] == "roc_auc") & ~table["thresholded"]
@@ -123,11 +125,11 @@ def test_stored_predictions_rescore_to_the_same_scores(finished_study):
     imbalanced = imbalance.load_indices(finished_study / run.index_path(plan.IMBALANCED), len(dataset.train_labels))
     minority = imbalance.minority_mask(imbalance.class_counts_of(imbalanced, dataset.train_labels, 10))
     rescored = pd.DataFrame(predictions.rescore(finished_study / run.directory / "predictions.h5", dataset, minority,
-                                                run.identity(10)))
+                                                run.identity(10), taus=config["scoring"]["logit_adjustment_taus"]))
     written = pd.concat([pd.read_csv(path) for path in
                          (finished_study / "results/bundles/digits/step-mu0.5-rho10").glob("*/scores.csv")])
     written = written[(written["variant"] == "over") & (written["seed"] == 1) & (written["metric"] != "silhouette")]
-    keys = ["iteration", "split", "thresholded", "metric", "class", "group"]
+    keys = ["iteration", "split", "thresholded", "tau", "metric", "class", "group"]
     merged = written.merge(rescored, on=keys, suffixes=("", "_rescored"), validate="one_to_one")
     assert len(merged) == len(written) == len(rescored) > 100
     assert set(merged["split"]) == {"train", "test"}
@@ -182,7 +184,8 @@ def test_sampling_the_train_split_rescores_without_retraining(finished_study, tm
     snakemake(workdir, config=config)
     assert run_manifests(workdir) == before_runs
     after = pd.read_csv(workdir / "results" / "scores.csv")
-    keys = ["dataset", "profile", "seed", "variant", "iteration", "split", "thresholded", "metric", "class", "group"]
+    keys = ["dataset", "profile", "seed", "variant", "iteration", "split", "thresholded", "tau", "metric", "class",
+            "group"]
     merged = before.merge(after, on=keys, suffixes=("", "_sampled"), validate="one_to_one")
     assert len(merged) == len(before) == len(after)
     test_rows = merged["split"] == "test"
@@ -237,4 +240,4 @@ def test_a_figure_the_study_does_not_draw_is_named_with_those_it_does(tmp_path):
                              "figures/fig99.pdf"], capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
     assert ("figures/fig99: not a figure this study draws (it draws fig3, fig5, fig8); the figures there are "
-            "fig3, fig4, fig5, fig6, fig7, fig8, dynamics, table4") in result.stdout + result.stderr
+            "fig3, fig4, fig5, fig6, fig7, fig8, dynamics, table4, published, comparison") in result.stdout + result.stderr

@@ -70,6 +70,7 @@ class TensorBatches:
     def __init__(self, images: np.ndarray, labels: np.ndarray, device: torch.device):
         self.inputs = models.to_input(torch.from_numpy(images)).to(device)
         self.targets = torch.from_numpy(labels).to(device)
+        self.labels = np.asarray(labels)  # on the host, for samplers that draw by class
         self.device = device
         self.input_shape = tuple(images.shape[1:])
         # Image batches go channels-last (NHWC), the layout oneDNN's and cuDNN's fastest convolution
@@ -101,6 +102,7 @@ class ImageFolderBatches:
 
         self.subset = ImageFolderSubset(dataset, "train", train=True, resize=dataset.resize, crop=dataset.crop)
         self.run_seed, self.device = run_seed, device
+        self.labels = np.asarray(dataset.train_labels)  # for samplers that draw by class
         self.input_shape = dataset.image_shape
         self.pool = ThreadPoolExecutor(max_workers=threads)
 

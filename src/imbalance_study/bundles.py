@@ -3,7 +3,8 @@
 A bundle (``plan.Bundle``) is up to ``engine.runs_per_job`` runs of one (dataset, profile) that
 share a model and a protocol. One process loads the dataset and the test set once for all of them,
 trains them, stacked (``stacked``, K networks per step) or one after another (``training``), and
-scores them (``scoring.score_run``). Every run keeps its own directory (checkpoints, run.json,
+scores them (``scoring.score_run``); a tau-normalisation run trains nothing and only rescales its
+first phase's checkpoints (``posthoc``). Every run keeps its own directory (checkpoints, run.json,
 predictions.h5); the job's declared outputs are the bundle's score table and its list of runs.
 
 Engine ``stack: auto`` stacks on CUDA, where small networks should be bound by kernel launches, so
@@ -131,7 +132,7 @@ def _run_bundle(members: list[dict], dataset_path: str, indices_path: str, score
     ``graphs`` whether the stacked engine's step is compiled into CUDA graphs (``stacked_step.compiles``);
     ``scoring_settings`` the config's ``scoring`` section.
     """
-    from . import batches, datasets, imbalance, models, plan, scoring, stacked, training
+    from . import batches, datasets, imbalance, models, plan, posthoc, scoring, stacked, training
     from .devices import resolve_device
     from .loop import Trainee
 
@@ -160,10 +161,12 @@ def _run_bundle(members: list[dict], dataset_path: str, indices_path: str, score
         if member["phase_one_dir"]:
             phase_one = json.loads((Path(member["phase_one_dir"]) / "run.json").read_text())
         index_path = member["index_path"]
+        imbalanced_sets.append(indices_at(member["imbalanced_path"]))
+        # A loss sees the class counts of the imbalanced set, before any sampling.
+        counts = imbalance.class_counts_of(imbalanced_sets[-1], dataset.train_labels, dataset.n_classes)
         trainees.append(Trainee(run, indices_at(index_path), member["run_dir"], phase_one=phase_one, inputs={
             "index_file": Path(index_path).name, "index_sha256": hashes[index_path],
-            "dataset_sha256": dataset.digest}))
-        imbalanced_sets.append(indices_at(member["imbalanced_path"]))
+            "dataset_sha256": dataset.digest}, class_counts=counts))
         for warning in trainees[-1].warnings:
             log.warning("%s: %s", member["run_dir"], warning)
     first = trainees[0].run
@@ -174,9 +177,14 @@ def _run_bundle(members: list[dict], dataset_path: str, indices_path: str, score
     started = time.perf_counter()
     manifests = {position: _inherit_divergence(trainee, torch_device) for position, trainee in enumerate(trainees)
                  if trainee.phase_one is not None and trainee.phase_one.get("diverged")}
+    # Tau-normalisation trains nothing: it rescales its first phase's checkpoints (posthoc).
+    manifests.update({position: posthoc.normalise_run(trainee, dataset.n_classes, dataset.image_shape)
+                      for position, trainee in enumerate(trainees)
+                      if position not in manifests and not trainee.run.method.trains})
     to_train = [position for position in range(len(trainees)) if position not in manifests]
     # The pool goes to the device once for all the job's runs; image folders are decoded per batch.
-    pool = batches.TensorBatches(dataset.train_images, dataset.train_labels, torch_device) if in_memory else None
+    pool = (batches.TensorBatches(dataset.train_images, dataset.train_labels, torch_device)
+            if in_memory and to_train else None)
     if engine == stacked.ENGINE:
         trained = stacked.train_stacked([trainees[position] for position in to_train], pool, dataset.n_classes, device,
                                         conv=conv, graphs=graphs)

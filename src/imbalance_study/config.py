@@ -14,14 +14,14 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from . import imbalance, plan
+from . import imbalance, plan, source_facts
 from .protocol import Protocol
-from .source_facts import ALWAYS_POOLED, REQUIRED_KEYS, SOURCE_FACTS, n_classes_of
+from .source_facts import ALWAYS_POOLED, NATURAL, REQUIRED_KEYS, SOURCE_FACTS, design_errors, n_classes_of, test_kind
 
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 # The models of imbalance_study.models (not imported here: it imports PyTorch; a test keeps the two equal).
-MODELS = ("allcnn_c", "digits_cnn", "lenet5", "mlp", "resnet10")
+MODELS = ("allcnn_c", "digits_cnn", "lenet5", "mlp", "resnet10", "resnet32")
 
 class ConfigError(ValueError):
     """A config that cannot run; the message starts with the key at fault."""
@@ -70,10 +70,31 @@ def validate(config: dict, schema_path: str | Path = SCHEMA) -> None:
     Defaults from the schema are written into ``config``, so every later reader sees them.
     """
     problems = schema_errors(config, schema_path)
+    if not problems:  # each dataset as the config names it, before its splits become datasets
+        problems = [problem for name, spec in config["datasets"].items() for problem in _dataset_errors(name, spec)]
     if not problems:
-        problems = cross_field_errors(config)
+        expand_splits(config)
+        problems = cross_field_errors(config, datasets_checked=True)
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+
+
+def expand_splits(config: dict) -> None:
+    """Each dataset with repeated ``splits`` becomes one dataset per split (``name_split1`` ..), in
+    ``datasets``, ``study.datasets`` and the figures' dataset lists, so that every later reader (the
+    plan, the rules, the figures) sees ordinary datasets: a repeat can then be a new split of the data."""
+    expanded = {name: source_facts.split_datasets(name, settings) for name, settings in config["datasets"].items()}
+    if all(list(parts) == [name] for name, parts in expanded.items()):
+        return
+    config["datasets"] = {part: settings for parts in expanded.values() for part, settings in parts.items()}
+
+    def names(listed):
+        return [part for name in listed for part in expanded.get(name, {name: None})]
+
+    config["study"]["datasets"] = names(config["study"]["datasets"])
+    for settings in config.get("figures", {}).values():
+        if settings.get("datasets"):
+            settings["datasets"] = names(settings["datasets"])
 
 
 def _dataset_errors(name: str, spec: dict) -> list[str]:
@@ -83,8 +104,14 @@ def _dataset_errors(name: str, spec: dict) -> list[str]:
     if source == "image_folder" and spec["image_size"]["crop"] > spec["image_size"]["resize"]:
         problems.append(f"datasets.{name}.image_size: crop {spec['image_size']['crop']} is larger than the "
                         f"resized shorter side {spec['image_size']['resize']}")
+    if problems:
+        return problems
+    # The design against the data's class counts: a table's are read now, the embedded sets' are known.
+    problems = design_errors(name, spec)
     facts = SOURCE_FACTS.get(source)
-    if facts is None:  # csv and image folders: checked against the files when the dataset is prepared
+    # Tables and image folders are checked against their files (image folders when prepared); natural
+    # pools and stratified test sets by the draws design_errors makes.
+    if facts is None or problems or spec["train_per_class"] == NATURAL or test_kind(spec) != "balanced":
         return problems
     held_out = spec["validation_per_class"]
     if source in ALWAYS_POOLED or spec["split"] == "pooled":
@@ -104,8 +131,9 @@ def _dataset_errors(name: str, spec: dict) -> list[str]:
     return problems
 
 
-def cross_field_errors(config: dict) -> list[str]:
-    """What the schema cannot check: references between sections, and what the data can hold."""
+def cross_field_errors(config: dict, datasets_checked: bool = False) -> list[str]:
+    """What the schema cannot check: references between sections, and what the data can hold (each
+    dataset's own settings unless ``datasets_checked``)."""
     datasets, protocols, methods, study = config["datasets"], config["protocols"], config["methods"], config["study"]
     references = [f"datasets.{name}.protocol: '{spec['protocol']}' is not among protocols {sorted(protocols)}"
                   for name, spec in datasets.items() if spec["protocol"] not in protocols]
@@ -115,7 +143,7 @@ def cross_field_errors(config: dict) -> list[str]:
                    for position, method in enumerate(study["methods"]) if method not in methods]
     problems = [f"datasets.{name}.model: '{spec['model']}' is not one of {sorted(MODELS)}"
                 for name, spec in datasets.items() if spec["model"] not in MODELS]
-    for name, spec in datasets.items():
+    for name, spec in datasets.items() if not datasets_checked else ():
         problems.extend(_dataset_errors(name, spec))
     for name, settings in protocols.items():
         problems.extend(f"protocols.{name}: {error}" for error in _protocol_errors(settings))
@@ -133,7 +161,7 @@ def cross_field_errors(config: dict) -> list[str]:
 
 def _protocol_errors(settings: dict) -> list[str]:
     try:
-        Protocol.from_config(settings)
+        Protocol.check(settings)
     except (ValueError, KeyError) as error:
         return [str(error)]
     return []
@@ -184,6 +212,7 @@ def _method_errors(config: dict) -> list[str]:
     problems = []
     methods, study = config["methods"], config["study"]
     for name, settings in methods.items():
+        problems.extend(_loss_errors(name, settings))
         two_phase = settings.get("two_phase")
         if not two_phase:
             continue
@@ -191,9 +220,19 @@ def _method_errors(config: dict) -> list[str]:
         if source not in methods:
             problems.append(f"methods.{name}.two_phase.from: '{source}' is not among methods {sorted(methods)}")
             continue
-        if methods[source]["sampler"] == "none" or methods[source].get("two_phase"):
-            problems.append(f"methods.{name}.two_phase.from: '{source}' must be a one-phase method with a "
-                            f"sampler (over or under)")
+        # The paper's second phase fine-tunes a sampled set's network on the imbalanced set; cRT and
+        # tau-normalisation start from any one-phase network (the baseline's, in Kang et al.).
+        papers_form = two_phase["sampler"] == "none" and "tau_normalise" not in two_phase
+        if methods[source].get("two_phase") or (papers_form and methods[source]["sampler"] == "none"):
+            problems.append(f"methods.{name}.two_phase.from: '{source}' must be a one-phase method"
+                            + (" with a sampler (over, under or class_balanced)" if papers_form else ""))
+        if settings.get("model_options"):
+            problems.append(f"methods.{name}.model_options: a second phase continues the network of '{source}'; "
+                            f"set model_options on '{source}'")
+        if "tau_normalise" in two_phase and (two_phase["sampler"] != "none" or two_phase["reinitialise"]
+                                             or two_phase.get("layers")):
+            problems.append(f"methods.{name}.two_phase: tau_normalise trains nothing, so sampler, reinitialise "
+                            f"and layers do not apply; remove them")
         elif name in study["methods"] and source not in study["methods"]:
             problems.append(f"methods.{name}.two_phase.from: '{source}' must also be in study.methods, "
                             f"as {name} starts from its runs")
@@ -219,13 +258,28 @@ def _method_errors(config: dict) -> list[str]:
     for dataset in study["datasets"]:
         for method in study["methods"]:
             search = plan.searched(config, dataset, method)
-            if search and search["select_on"] == "validation" and not config["datasets"][dataset]["validation_per_class"]:
+            spec = config["datasets"][dataset]
+            if search and search["select_on"] == "validation" and not (spec["validation_per_class"]
+                                                                       or spec.get("validation_fraction")):
                 problems.append(f"datasets.{dataset}.validation_per_class: the learning-rate search of method "
-                                f"'{method}' selects on a validation split; set validation_per_class > 0 "
-                                f"or select_on: test")
+                                f"'{method}' selects on a validation split; set validation_per_class > 0 (or, "
+                                f"for a stratified design, validation_fraction > 0) or select_on: test")
             if search and search["select_on"] not in config["scoring"]["splits"]:
                 problems.append(f"scoring.splits: the learning-rate search of method '{method}' selects on the "
                                 f"{search['select_on']} split, which is not scored; add {search['select_on']}")
+    return problems
+
+
+def _loss_errors(name: str, settings: dict) -> list[str]:
+    """Settings that would silently do nothing."""
+    problems = []
+    loss = settings["loss"]
+    if loss["weights_from"] > 0 and loss["weights"] == "none":
+        problems.append(f"methods.{name}.loss.weights_from: deferred re-weighting needs class weights; set "
+                        f"loss.weights (inverse or effective_number)")
+    if settings["sampler"] == "class_balanced" and settings["ratio"] != 1:
+        problems.append(f"methods.{name}.ratio: the class_balanced sampler balances every batch; ratio applies "
+                        f"to over and under only")
     return problems
 
 
@@ -243,6 +297,8 @@ def _figure_errors(config: dict) -> list[str]:
             for position, value in enumerate(settings.get(key) or []):
                 if value not in known:
                     problems.append(f"figures.{figure}.{key}[{position}]: '{value}' is not among study.{key}")
+        if settings.get("reference") is not None and settings["reference"] not in study["methods"]:
+            problems.append(f"figures.{figure}.reference: '{settings['reference']}' is not among study.methods")
         if settings.get("profile") is not None and settings["profile"] not in profiles:
             problems.append(f"figures.{figure}.profile: '{settings['profile']}' is not a profile of this study "
                             f"({', '.join(sorted(profiles))})")

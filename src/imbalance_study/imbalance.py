@@ -7,7 +7,14 @@ here and never parsed back: the plan maps names to profiles):
   examples each; the others keep ``cap`` (the paper's step imbalance);
 - ``linear-rho10``: counts fall in equal steps from ``cap`` to ``cap / rho`` (the paper's linear
   imbalance);
-- ``exponential-rho10``: the long tail of CIFAR-10-LT, ``n_i = cap * rho ** (-i / (K - 1))``.
+- ``exponential-rho10``: the long tail of CIFAR-10-LT, ``n_i = cap * rho ** (-i / (K - 1))``;
+- ``natural``: the training pool as it is, at the data's own class counts (a naturally imbalanced
+  table or folder: ``train_per_class: natural``).
+
+On a natural pool (``cap`` is ``"natural"``) the other profiles are applied on top of the data's own
+counts, to make a natural set more imbalanced: classes are ranked by their natural counts, the
+profile's counts are computed with the largest class as the cap, and no class gets more than it has
+(a step profile leaves the largest classes whole and cuts the smallest ``mu`` to ``largest / rho``).
 
 For linear and exponential profiles, classes are ranked from the largest to the smallest by the
 same rule that picks minority classes: a random order per seed, or the lowest labels smallest.
@@ -23,7 +30,8 @@ from functools import cached_property
 
 import numpy as np
 
-PROFILE_KINDS = ("step", "linear", "exponential")
+PROFILE_KINDS = ("step", "linear", "exponential", "natural")
+NATURAL = "natural"  # the cap of a natural pool (datasets.*.train_per_class), and the profile of its own counts
 MINORITY_RULES = ("random", "lowest")
 
 
@@ -48,6 +56,8 @@ class Profile:
     def name(self) -> str:
         if self.kind == "step":
             return f"step-mu{number(self.mu)}-rho{number(self.rho)}"
+        if self.kind == NATURAL:
+            return NATURAL
         return f"{self.kind}-rho{number(self.rho)}"
 
     def n_minority(self, n_classes: int) -> int | None:
@@ -96,6 +106,11 @@ def ramp(kind: str, rho: float) -> Profile:
     if rho < 1:
         raise ProfileError(f"rho={rho}: the majority/minority ratio must be at least 1")
     return Profile(kind, rho=float(rho))
+
+
+def natural() -> Profile:
+    """The data's own counts (its imbalance ratio is the data's, reported from the set drawn)."""
+    return Profile(NATURAL, rho=1.0)
 
 
 def stable_hash(text: str) -> int:
@@ -154,21 +169,40 @@ def minority_mask(counts: np.ndarray) -> np.ndarray:
     return counts < np.median(counts)
 
 
-def imbalanced_indices(pool_labels: np.ndarray, profile: Profile, cap: int, seed: int,
+def natural_counts(profile: Profile, available: np.ndarray) -> np.ndarray:
+    """Examples per class of ``profile`` applied on top of a natural pool's counts ``available``:
+    ranked by the natural counts (ties by label), the profile's counts with the largest class as the
+    cap, never more than a class has."""
+    if profile.kind == NATURAL:
+        return available.copy()
+    ranking = np.argsort(available, kind="stable")
+    counts = np.empty(len(available), dtype=np.int64)
+    counts[ranking] = np.minimum(profile.ranked_counts(len(available), int(available.max())), available[ranking])
+    return counts
+
+
+def imbalanced_indices(pool_labels: np.ndarray, profile: Profile, cap: int | str, seed: int,
                        minority_rule: str = "random") -> np.ndarray:
     """Indices into the pool forming the imbalanced training set for ``profile`` and ``seed``.
 
     Each class is subsampled from one fixed permutation per (seed, class), so the set at a larger
     rho is contained in the set at a smaller one. A class with fewer pool examples than ``cap`` is
-    always among the smallest classes, and must hold at least the count the profile gives it.
+    always among the smallest classes, and must hold at least the count the profile gives it. A
+    natural pool (``cap`` ``"natural"``) keeps its own counts under the natural profile, and is the
+    reference of the others (``natural_counts``).
     """
     classes = np.unique(pool_labels)
     n_classes = len(classes)
     if not np.array_equal(classes, np.arange(n_classes)):
         raise ProfileError(f"pool labels must be 0..K-1, found {classes.tolist()}")
     available = np.bincount(pool_labels, minlength=n_classes)
-    short = np.flatnonzero(available < cap)
-    counts = class_counts(profile, n_classes, cap, minority_rule, seed, short)
+    if cap == NATURAL:
+        counts = natural_counts(profile, available)
+    elif profile.kind == NATURAL:
+        counts = np.minimum(available, int(cap))  # a balanced pool's own counts: the pool itself
+    else:
+        short = np.flatnonzero(available < cap)
+        counts = class_counts(profile, n_classes, cap, minority_rule, seed, short)
     chosen = []
     for label in classes:
         if available[label] < counts[label]:

@@ -12,6 +12,7 @@ iterations, whatever the size of the training set.
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import time
@@ -34,7 +35,9 @@ class Trainee:
     """A planned run as its job trains it: the indices it trains on, where its files go, its inputs.
 
     ``inputs`` (the index file, its sha256, the dataset's digest) and the first phase's manifest of a
-    two-phase run make the run's fingerprint together with its settings.
+    two-phase run make the run's fingerprint together with its settings. ``class_counts``: the
+    examples per class of the run's imbalanced set before any sampling, which a loss other than
+    plain cross-entropy is computed from (``losses``).
     """
 
     run: Run
@@ -42,6 +45,7 @@ class Trainee:
     run_dir: Path
     inputs: dict = field(default_factory=dict)
     phase_one: dict | None = None
+    class_counts: np.ndarray | None = None
 
     def __post_init__(self):
         self.run_dir = Path(self.run_dir)
@@ -76,11 +80,19 @@ class Trainee:
 
     def build_model(self, n_classes: int, input_shape: tuple) -> torch.nn.Module:
         """The run's initial network (shared by the methods of a set and seed), on the CPU; a second
-        phase starts from its first phase's last checkpoint."""
+        phase starts from its first phase's last checkpoint, with the layers it trains
+        re-initialised when ``method.reinitialise`` (cRT): to the run's initial weights of those
+        layers, drawn from its init seed by the model's own initialisation."""
         torch.manual_seed(self.run.init_seed())
         model = models.build(self.run.model, n_classes, input_shape, self.run.model_options)
         if self.phase_one is not None:
+            initial = {}
+            if self.run.method.reinitialise:
+                initial = {name: copy.deepcopy(getattr(model, name).state_dict())
+                           for name in self.fine_tuned_layers(model)}
             rundir.load_checkpoint(self.phase_one["checkpoints"][-1], model, self.phase_one["fingerprint"])
+            for name, state in initial.items():
+                getattr(model, name).load_state_dict(state)
         return model
 
     def fine_tuned_layers(self, model: torch.nn.Module) -> tuple[str, ...]:
@@ -115,9 +127,10 @@ class Trainee:
             diverged=diverged)
 
     def write_manifest(self, *, trained_layers, epochs_started: int, train_seconds: float, engine: dict,
-                       device: torch.device, diverged: dict | None = None) -> dict:
-        """The run's manifest; a run that diverged lists only the checkpoints saved before, and says when."""
-        checkpoints = self.run.protocol.checkpoints
+                       device: torch.device, diverged: dict | None = None, checkpoints=None) -> dict:
+        """The run's manifest; a run that diverged lists only the checkpoints saved before, and says
+        when. ``checkpoints``: the iterations saved, when not the protocol's."""
+        checkpoints = self.run.protocol.checkpoints if checkpoints is None else checkpoints
         if diverged is not None:
             checkpoints = [checkpoint for checkpoint in checkpoints if checkpoint < diverged["iteration"]]
         return rundir.write_manifest(self.run_dir, {

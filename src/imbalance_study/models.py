@@ -2,6 +2,11 @@
 
 Every model exposes ``features(x)`` (the penultimate representation, for learning-dynamics scores)
 and ``output_layers`` (the attribute names of the layers two-phase training fine-tunes).
+
+Initialisation: each model has its own (``INITS``, its default first); ``model_options: {init:
+glorot}`` gives any model Glorot's (Xavier uniform) instead, on every convolution and linear layer,
+biases zero (batch norm untouched), as the learning-dynamics protocol of tabular and small-image
+studies uses.
 """
 
 from __future__ import annotations
@@ -10,6 +15,38 @@ import math
 
 import torch
 from torch import nn
+
+
+GLOROT = "glorot"
+
+
+class NormedLinear(nn.Module):
+    """The cosine classifier LDAM pairs with (Cao et al. 2019): each class score is the cosine between
+    the features and the class's weight vector, in [-1, 1]; the loss's scale ``s`` sharpens it.
+
+    The weight is laid out as ``nn.Linear``'s, (classes, features), so that what reads a class's
+    output weights (tau-normalisation, Glorot init) treats both alike. No bias.
+    """
+
+    def __init__(self, in_features: int, out_features: int):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.weight = nn.Parameter(torch.empty(out_features, in_features))
+        # Cao et al.'s init; only the direction of each row matters once it is normalised.
+        nn.init.uniform_(self.weight, -1.0, 1.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.linear(nn.functional.normalize(x, dim=1), nn.functional.normalize(self.weight, dim=1))
+
+
+def glorot_(module: nn.Module) -> None:
+    """Glorot & Bengio's uniform init on every convolution and linear layer: weights uniform in
+    +-sqrt(6 / (fan_in + fan_out)) (a convolution's fans count its kernel positions), biases zero."""
+    for layer in module.modules():
+        if isinstance(layer, (nn.Conv2d, nn.Linear, NormedLinear)):
+            nn.init.xavier_uniform_(layer.weight)
+            if getattr(layer, "bias", None) is not None:
+                nn.init.zeros_(layer.bias)
 
 
 def caffe_xavier_(module: nn.Module) -> None:
@@ -147,10 +184,16 @@ class AllCNNC(nn.Module):
 
 
 def _resnet10(**arguments) -> nn.Module:
-    # torchvision.models costs about 1.5 s to import: only the runs that use ResNet-10 pay for it.
+    # torchvision.models costs about 1.5 s to import: only the runs that use a ResNet pay for it.
     from .resnet import ResNet10
 
     return ResNet10(**arguments)
+
+
+def _resnet32(**arguments) -> nn.Module:
+    from .resnet import ResNet32
+
+    return ResNet32(**arguments)
 
 
 class MLP(nn.Module):
@@ -184,17 +227,28 @@ class MLP(nn.Module):
         return self.output(self.features(x))
 
 
-MODELS = {"lenet5": LeNet5, "digits_cnn": DigitsCNN, "allcnn_c": AllCNNC, "resnet10": _resnet10, "mlp": MLP}
+MODELS = {"lenet5": LeNet5, "digits_cnn": DigitsCNN, "allcnn_c": AllCNNC, "resnet10": _resnet10,
+          "resnet32": _resnet32, "mlp": MLP}
+# Each model's own inits, its default first; a model whose list has one takes no ``init`` argument.
+INITS = {"lenet5": ("caffe_xavier",), "digits_cnn": ("caffe_xavier",), "allcnn_c": ("kaiming", "caffe_xavier"),
+         "resnet10": ("torchvision",), "resnet32": ("kaiming",), "mlp": (GLOROT,)}
 
 
 def build(name: str, n_classes: int, image_shape: tuple[int, ...], options: dict | None = None) -> nn.Module:
     """Build model ``name`` for examples of ``image_shape``: (H, W), (H, W, C), or (F,) for tabular.
 
-    ``options`` are the model's keyword options (the config's ``model_options``).
+    ``options`` are the model's keyword options (the config's ``model_options``); ``init`` is one of
+    the model's own (``INITS``) or ``glorot``, which every model takes.
     """
     if name not in MODELS:
         raise ValueError(f"unknown model '{name}', expected one of {sorted(MODELS)}")
     options = dict(options or {})
+    init = options.pop("init", None)
+    if init is not None and init != GLOROT and init not in INITS[name]:
+        raise ValueError(f"model '{name}': model_options.init '{init}' is not one of its inits "
+                         f"{list(dict.fromkeys([*INITS[name], GLOROT]))}")
+    if init not in (None, GLOROT, INITS[name][0]):  # another of the model's own: the model applies it
+        options["init"] = init
     image_shape = tuple(image_shape)
     if name == "mlp":
         arguments = {"in_features": math.prod(image_shape)}
@@ -203,9 +257,12 @@ def build(name: str, n_classes: int, image_shape: tuple[int, ...], options: dict
     else:
         raise ValueError(f"model '{name}' needs images (H, W[, C]), not examples of shape {image_shape}")
     try:
-        return MODELS[name](n_classes=n_classes, **arguments, **options)
+        model = MODELS[name](n_classes=n_classes, **arguments, **options)
     except TypeError as error:
         raise ValueError(f"model '{name}': bad model_options {sorted(options)} ({error})") from error
+    if init == GLOROT and INITS[name][0] != GLOROT:
+        glorot_(model)
+    return model
 
 
 def to_input(images: torch.Tensor) -> torch.Tensor:

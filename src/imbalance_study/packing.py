@@ -49,7 +49,9 @@ class Bundle:
 
 def pack(runs: list[Run], limit: int) -> list[Bundle]:
     """Runs packed into jobs of at most ``limit``: same dataset, profile, model, protocol and phase
-    (and, in a second phase, the same fine-tuned layers).
+    (and, in a second phase, the same fine-tuned layers; runs that train apart from those that only
+    rescale a first phase's checkpoints). Losses and batch samplers may differ within a bundle: the
+    stacked engine gives each network its own.
 
     A two-phase run waits for its first phase in an earlier bundle; a group larger than the limit is
     split into nearly equal bundles.
@@ -61,7 +63,7 @@ def pack(runs: list[Run], limit: int) -> list[Bundle]:
             protocols[id(run.method)] = json.dumps(asdict(run.protocol), sort_keys=True)
         model = json.dumps([run.model, run.model_options], sort_keys=True)
         groups.setdefault((run.dataset, run.profile, run.method.two_phase, model, protocols[id(run.method)],
-                           run.method.fine_tuned), []).append(run)
+                           run.method.fine_tuned, run.method.trains), []).append(run)
     packed: list[Bundle] = []
     home: dict[tuple, str] = {}
     numbers: dict[tuple, int] = {}

@@ -20,7 +20,7 @@ from functools import cached_property
 
 import numpy as np
 
-from .imbalance import PROFILE_KINDS, Profile, number, ramp, stable_hash, step
+from .imbalance import NATURAL, PROFILE_KINDS, Profile, natural, number, ramp, stable_hash, step
 from .packing import Bundle, pack
 from .protocol import Protocol
 from .sampling import IMBALANCED, IndexFile
@@ -38,6 +38,10 @@ PROVENANCE = "results/scores.provenance.json"
 FIGURE = "figures/{figure}.{extension}"
 
 LR_MARK = "-lr"  # a run of a learning-rate search: over-lr0.005
+PLAIN_LOSS = {"name": "cross_entropy", "weights": "none"}  # what every loss setting reduces to by default
+# The settings each loss reads beside its class weights.
+LOSS_SETTINGS = {"cross_entropy": (), "focal": ("gamma",), "ldam": ("max_margin", "scale"), "logit_adjusted": ("tau",),
+                 "balanced_softmax": ()}
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,12 @@ class Method:
     ``variant`` is the run's name: the method's, or with the searched learning rate (``over-lr0.005``).
     A two-phase method reports its first phase's sampler, trains on the imbalanced set, and starts
     from the run ``phase_one`` (a variant of the same set and seed).
+
+    ``loss`` is the training loss with every setting present (``losses``); ``batches`` how batches are
+    drawn from the index file: shuffled epochs, or class_balanced (a class uniformly, then one of
+    its examples). A second phase may ``reinitialise`` the layers it trains (cRT), or be a
+    ``tau_normalise`` run that trains nothing (each first-phase checkpoint with its output weights
+    rescaled).
     """
 
     name: str
@@ -60,6 +70,27 @@ class Method:
     fine_tuned: tuple[str, ...] = ()  # a second phase's layers when the config names them, else the model's
     select_on: str = ""  # "" outside a learning-rate search
     select_metric: str = ""
+    loss: dict = field(default_factory=lambda: dict(PLAIN_LOSS), hash=False)
+    batches: str = "shuffled"
+    reinitialise: bool = False
+    tau_normalise: float | None = None
+    model_options: dict = field(default_factory=dict, hash=False)  # over the dataset's (a second phase: its first's)
+
+    @property
+    def plain_loss(self) -> bool:
+        return all(self.loss.get(key, value) == value for key, value in PLAIN_LOSS.items())
+
+    def loss_in_use(self) -> dict:
+        """The loss settings its computation reads (a focal loss's run does not depend on ``tau``)."""
+        used = {"name", "weights"} | set(LOSS_SETTINGS[self.loss["name"]])
+        if self.loss["weights"] != "none":
+            used |= {"weights_from"} | ({"beta"} if self.loss["weights"] == "effective_number" else set())
+        return {key: value for key, value in self.loss.items() if key in used}
+
+    @property
+    def trains(self) -> bool:
+        """Whether its runs train (a tau-normalisation run only rescales its first phase's checkpoints)."""
+        return self.tau_normalise is None
 
     @property
     def two_phase(self) -> bool:
@@ -134,8 +165,19 @@ class Run:
         settings = {"dataset": self.dataset, "profile": self.profile.name, "seed": self.seed,
                     "method": self.method.variant, "model": self.model, "protocol": protocol,
                     "model_options": self.model_options}
-        if self.method.fine_tuned:  # only when named, so that runs trained before the setting existed stay valid
-            settings["fine_tuned_layers"] = list(self.method.fine_tuned)
+        # Each only when it departs from the paper's methods, so that runs trained before the setting
+        # existed stay valid.
+        method = self.method
+        if method.fine_tuned:
+            settings["fine_tuned_layers"] = list(method.fine_tuned)
+        if not method.plain_loss:
+            settings["loss"] = method.loss_in_use()
+        if method.batches != "shuffled":
+            settings["batches"] = method.batches
+        if method.reinitialise:
+            settings["reinitialise"] = True
+        if method.tau_normalise is not None:
+            settings["tau_normalise"] = method.tau_normalise
         return settings
 
     def identity(self, n_classes: int) -> dict:
@@ -149,7 +191,8 @@ class Run:
                 "mu": self.profile.mu, "n_minority": self.profile.n_minority(n_classes), "rho": self.profile.rho,
                 "seed": self.seed, "method": method.name, "variant": method.variant, "sampler": method.sampler,
                 "sampling_ratio": method.ratio if method.sampler != "none" else None,
-                "two_phase": method.two_phase, "base_lr": method.base_lr, "selected": not method.searched,
+                "two_phase": method.two_phase, "loss": method.loss["name"], "loss_weights": method.loss["weights"],
+                "batches": method.batches, "base_lr": method.base_lr, "selected": not method.searched,
                 "select_on": method.select_on, "select_metric": method.select_metric}
 
     def to_dict(self) -> dict:
@@ -235,8 +278,12 @@ def profile_seeds(config: dict) -> list[tuple[Profile, tuple[int, ...]]]:
     """Every imbalanced profile with its seeds, in config order; a grid's own seeds override study.seeds."""
     cells: dict[Profile, list[int]] = {}
     for _, kind, grid in profile_grids(config):
-        profiles = ([step(mu, rho) for mu in grid["mu"] for rho in grid["rho"]] if kind == "step"
-                    else [ramp(kind, rho) for rho in grid["rho"]])
+        if kind == "step":
+            profiles = [step(mu, rho) for mu in grid["mu"] for rho in grid["rho"]]
+        elif kind == NATURAL:
+            profiles = [natural()]
+        else:
+            profiles = [ramp(kind, rho) for rho in grid["rho"]]
         for profile in profiles:
             seeds = cells.setdefault(profile, [])
             seeds.extend(seed for seed in grid.get("seeds", config["study"]["seeds"]) if seed not in seeds)
@@ -246,15 +293,25 @@ def profile_seeds(config: dict) -> list[tuple[Profile, tuple[int, ...]]]:
 def method_protocol_settings(config: dict, dataset: str, method: str) -> dict:
     """The dataset's protocol with the method's own overrides (``methods.<name>.train``)."""
     base = config["protocols"][config["datasets"][dataset]["protocol"]]
-    return {**base, **config["methods"][method].get("train", {})}
+    train = config["methods"][method].get("train", {})
+    # A length given by the method, in iterations or in epochs, replaces the protocol's in either unit.
+    length = {"iterations", "epochs"} & set(train)
+    return {**{key: value for key, value in base.items() if not length or key not in ("iterations", "epochs")}, **train}
 
 
 def variant_name(method: str, lr: float | None) -> str:
     return method if lr is None else f"{method}{LR_MARK}{number(lr)}"
 
 
-def resolve_method(config: dict, dataset: str, name: str) -> list[Method]:
-    """The runs one method makes on a dataset: itself, or one per learning rate of its search."""
+def uses_epochs(config: dict) -> bool:
+    """Whether any run's protocol is given in epochs (its iterations then depend on its set's size)."""
+    return any("epochs" in method_protocol_settings(config, dataset, method)
+               for dataset in config["study"]["datasets"] for method in config["study"]["methods"])
+
+
+def resolve_method(config: dict, dataset: str, name: str, profile: Profile | None = None) -> list[Method]:
+    """The runs one method makes on a dataset: itself, or one per learning rate of its search. A
+    protocol in epochs is resolved for the training set of ``profile`` (its size: ``set_sizes``)."""
     settings = config["methods"][name]
     search = searched(config, dataset, name)
     protocol = {key: value for key, value in method_protocol_settings(config, dataset, name).items()
@@ -262,17 +319,28 @@ def resolve_method(config: dict, dataset: str, name: str) -> list[Method]:
     two_phase = settings.get("two_phase")
     first = config["methods"][two_phase["from"]] if two_phase else settings
     sampler, ratio = first["sampler"], float(first["ratio"])
-    index = IMBALANCED if two_phase or sampler == "none" else IndexFile(sampler, ratio)
+    # Replicated or dropped examples are index files; the other samplers draw from the imbalanced set.
+    index = IMBALANCED if two_phase or sampler in ("none", "class_balanced") else IndexFile(sampler, ratio)
+    batches = (two_phase["sampler"] if two_phase else sampler) == "class_balanced"
+    examples = None
+    if "epochs" in protocol:
+        from .set_sizes import training_examples
+
+        examples = training_examples(dataset, config["datasets"][dataset], profile, index)
     variants = []
     for lr in (search["values"] if search else [None]):
         base_lr = protocol["lr"] if lr is None else lr
         run_lr = base_lr * two_phase["lr_factor"] if two_phase else base_lr
         variants.append(Method(
             name=name, variant=variant_name(name, lr), sampler=sampler, ratio=ratio, index=index,
-            protocol=Protocol.from_config({**protocol, "lr": run_lr}), base_lr=base_lr,
+            protocol=Protocol.from_config({**protocol, "lr": run_lr}, examples), base_lr=base_lr,
             phase_one=variant_name(two_phase["from"], lr) if two_phase else None,
             fine_tuned=tuple(two_phase.get("layers", ())) if two_phase else (),
-            select_on=search["select_on"] if search else "", select_metric=search["metric"] if search else ""))
+            select_on=search["select_on"] if search else "", select_metric=search["metric"] if search else "",
+            loss=dict(settings["loss"]), batches="class_balanced" if batches else "shuffled",
+            reinitialise=bool(two_phase and two_phase["reinitialise"]),
+            tau_normalise=two_phase.get("tau_normalise") if two_phase else None,
+            model_options=dict(first.get("model_options", {}))))
     return variants
 
 
@@ -324,13 +392,21 @@ def resolve(config: dict) -> Study:
     study = config["study"]
     datasets = {name: DatasetPlan(name, config["datasets"][name]) for name in study["datasets"]}
     profiles = profile_seeds(config)
-    methods = {dataset: [variant for name in study["methods"] for variant in resolve_method(config, dataset, name)]
-               for dataset in datasets}
-    runs = tuple(Run(dataset, profile, seed, method, plan.settings["model"], plan.settings["model_options"])
+    # Methods are shared by every profile of a dataset, unless a protocol in epochs makes their
+    # iterations depend on each profile's set.
+    per_profile = uses_epochs(config)
+    shared = {} if per_profile else {
+        dataset: [variant for name in study["methods"] for variant in resolve_method(config, dataset, name)]
+        for dataset in datasets}
+    methods = {(dataset, profile): shared.get(dataset) or [
+        variant for name in study["methods"] for variant in resolve_method(config, dataset, name, profile)]
+        for dataset in datasets for profile, _ in profiles}
+    runs = tuple(Run(dataset, profile, seed, method, plan.settings["model"],
+                     {**plan.settings["model_options"], **method.model_options})
                  for dataset, plan in datasets.items() for profile, seeds in profiles
-                 for seed in seeds for method in methods[dataset])
+                 for seed in seeds for method in methods[(dataset, profile)])
     cells = tuple(Cell(dataset, profile, seeds,
-                       tuple(dict.fromkeys([IMBALANCED] + [method.index for method in methods[dataset]])),
+                       tuple(dict.fromkeys([IMBALANCED] + [method.index for method in methods[(dataset, profile)]])),
                        study["repeats"])
                   for dataset in datasets for profile, seeds in profiles)
     return Study(config=config, datasets=datasets, cells=cells, runs=runs,

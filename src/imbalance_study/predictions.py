@@ -32,9 +32,11 @@ def write_predictions(path, manifest: dict, splits: dict, train_counts: np.ndarr
                         group.create_dataset(name, data=arrays[name], compression="gzip")
 
 
-def rescore(predictions_path, dataset, minority: np.ndarray, identity: dict) -> list[dict]:
+def rescore(predictions_path, dataset, minority: np.ndarray, identity: dict, *, taus=()) -> list[dict]:
     """Score rows again from stored predictions, without checkpoints or a network: what a new
-    metric needs. Silhouettes need features, which are not stored, and are left out."""
+    metric needs, and post-hoc logit adjustment at other ``taus`` (tau 0 and 1 are always scored;
+    pass the config's ``scoring.logit_adjustment_taus`` for the rows a job wrote). Silhouettes need
+    features, which are not stored, and are left out."""
     import h5py
 
     rows = []
@@ -51,5 +53,6 @@ def rescore(predictions_path, dataset, minority: np.ndarray, identity: dict) -> 
                 labels = dataset.train_labels[group["rows"][...]]
                 weights = group["weights"][...]
             for position, iteration in enumerate(iterations):
-                rows.extend(score(log_probs[position], labels, counts, minority, iteration, split, weights))
+                rows.extend(score(log_probs[position], labels, counts, minority, iteration, split, weights,
+                                  taus=taus))
     return [{**identity, **row} for row in rows]

@@ -13,7 +13,7 @@ import csv
 import numpy as np
 import torch
 
-from .metrics import score, silhouette_rows
+from .metrics import PLAIN_TAU, score, silhouette_rows
 
 SPLITS = ("test", "validation", "train")
 
@@ -73,8 +73,12 @@ def silhouette_subsample(labels: np.ndarray, per_class: int, seed: int = 0) -> n
 
 def score_run(manifest: dict, dataset, imbalanced: np.ndarray, identity: dict, training: np.ndarray, *,
               splits, device: str, silhouette_per_class: int, train_sample_per_class: int,
-              cache: dict | None = None, predictions_path=None, store_splits=()) -> list[dict]:
+              logit_adjustment_taus=(), cache: dict | None = None, predictions_path=None,
+              store_splits=()) -> list[dict]:
     """Score every checkpoint listed in a run manifest on the chosen splits.
+
+    Each split's scores come plain (tau 0), thresholded (tau 1) and post-hoc logit-adjusted at each
+    of ``logit_adjustment_taus`` (the config's ``scoring.logit_adjustment_taus``; see ``metrics``).
 
     ``train`` is the training set as the run saw it (``training``: its index file, replicates and
     all), each distinct example evaluated once and weighted, or a per-class sample of it
@@ -126,7 +130,8 @@ def score_run(manifest: dict, dataset, imbalanced: np.ndarray, identity: dict, t
             log_probs = evaluate(model)
             if split in stored:
                 stored[split].append(log_probs.astype(np.float32))
-            rows.extend(score(log_probs, labels, counts, minority, entry["iteration"], split, weights))
+            rows.extend(score(log_probs, labels, counts, minority, entry["iteration"], split, weights,
+                              taus=logit_adjustment_taus))
     if predictions_path is not None and stored:
         write_predictions(predictions_path, manifest, {
             split: {"log_probs": np.stack(values), "rows": evaluated[split][3], "weights": evaluated[split][2]}
@@ -171,8 +176,8 @@ def _device_input(images: np.ndarray, device: torch.device) -> torch.Tensor:
 
 def diverged_row(diverged: dict) -> dict:
     """The score row of a run that diverged: metric ``diverged``, at the iteration it did, its loss then."""
-    return {"iteration": diverged["iteration"], "split": "train", "thresholded": False, "metric": "diverged",
-            "class": -1, "group": "all", "value": diverged["loss"]}
+    return {"iteration": diverged["iteration"], "split": "train", "thresholded": False, "tau": PLAIN_TAU,
+            "metric": "diverged", "class": -1, "group": "all", "value": diverged["loss"]}
 
 
 def write_rows(rows: list[dict], path) -> None:

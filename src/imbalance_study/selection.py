@@ -22,7 +22,8 @@ def mark_selected(table: pd.DataFrame) -> pd.DataFrame:
     """Set ``selected`` for the runs of learning-rate searches: one best run per (dataset, profile, method).
 
     A run is judged by its ``select_metric`` on its ``select_on`` split at its last checkpoint,
-    overall and without thresholding. A run that diverged (``diverged_at``) is never selected, in a
+    overall and on its plain outputs (not thresholded: tau 0, as every logit-adjusted row is
+    thresholded, see ``metrics``). A run that diverged (``diverged_at``) is never selected, in a
     search or outside one: its scores are not a result. Runs outside any search keep ``selected`` as
     written otherwise.
     """

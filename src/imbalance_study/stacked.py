@@ -7,7 +7,10 @@ K losses are summed: each network's parameters get exactly its own gradient, and
 used here (SGD in Caffe's or PyTorch's form) act elementwise, so every network follows the same
 trajectory it would alone, up to floating-point summation order. Dropout draws different masks per
 network (``randomness="different"``), so a run's masks depend on the runs beside it. The step is one
-function that CUDA graphs can capture (``stacked_step``; ``engine.graphs``).
+function that CUDA graphs can capture (``stacked_step``; ``engine.graphs``). Runs of different
+losses share a bundle: each network has its own loss parameters (``losses.RunLosses``, mapped by
+vmap with it), and its own data order (``samplers``); a bundle of plain cross-entropy runs only
+computes ``nn.functional.cross_entropy`` as before.
 
 Each run keeps its own files in the run directory's format (``rundir``), its ``resume.pt`` in this
 engine's own layout (``engine: stacked``). Runs whose resume states stand at different iterations (a
@@ -29,12 +32,15 @@ import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from . import rundir
+from . import losses, rundir
 from .atomic import atomic_path, ensure_space
-from .batches import EpochShuffler, upload
+from .batches import upload
 from .devices import resolve_device, restore_rng_states, rng_states
 from .loop import FRESH, Trainee, train_loop
-from .optim import make_optimizer, momentum_key, momentum_tensors
+from .losses import RunLosses
+from .optim import (make_optimizer, network_state, restore_stacked_state, saved_network_state, stacked_state,
+                    state_tensors)
+from .samplers import data_order
 from .stacked_conv import with_gemm_convolutions
 from .stacked_step import Step
 
@@ -51,15 +57,16 @@ def supports(model: nn.Module) -> bool:
 class _Started:
     """A run of the group as it starts: its network, data order, and where its resume state left it."""
 
-    def __init__(self, trainee: Trainee, n_classes: int, input_shape: tuple):
-        self.trainee = trainee
+    def __init__(self, trainee: Trainee, n_classes: int, input_shape: tuple, pool_labels: np.ndarray | None = None):
+        self.trainee, self.n_classes = trainee, n_classes
         self.model = trainee.build_model(n_classes, input_shape)
-        self.shuffler = EpochShuffler(trainee.indices, trainee.run.data_rng())
-        self.iteration, self.seconds, self.velocity, self.torch_rng, self.divergence = 0, 0.0, {}, None, FRESH
+        self.shuffler = data_order(trainee, pool_labels)
+        self.iteration, self.seconds, self.optimizer_state, self.torch_rng, self.divergence = 0, 0.0, {}, None, FRESH
         state = trainee.resume(ENGINE, self.model, self.shuffler)
         if state is not None:
             self.iteration, self.seconds, self.divergence = state["iteration"], state["seconds"], state["divergence"]
-            self.velocity, self.torch_rng = state["velocity"], state["torch_rng"]
+            self.optimizer_state = saved_network_state(state, trainee.run.protocol)
+            self.torch_rng = state["torch_rng"]
         self.at_stop = self.shuffler.state_dict()  # the data order's state at the last stop
 
     def write_manifest(self, seconds: float, networks: int, device: torch.device, computation: dict,
@@ -93,27 +100,32 @@ class Stacked:
         # The same parameters under either computation of the convolutions (engine.conv).
         base = (with_gemm_convolutions(template) if conv == "gemm" else copy.deepcopy(template)).to("meta")
 
-        def one_loss(params, buffs, inputs, targets):
+        # Each network's loss parameters (losses.RunLosses), or plain cross-entropy for all.
+        dtype = next(iter(self.parameters.values())).dtype
+        self.loss = RunLosses([member.trainee.run.method.loss for member in members],
+                              [member.trainee.class_counts for member in members], members[0].n_classes,
+                              protocol.iterations, device, dtype)
+        self.loss.start_at(members[0].iteration)
+
+        def plain_loss(params, buffs, loss_parameters, inputs, targets):
             return nn.functional.cross_entropy(functional_call(base, (params, buffs), (inputs,)), targets)
 
-        self.losses_of = vmap(one_loss, randomness="different")
+        def general_loss(params, buffs, loss_parameters, inputs, targets):
+            return losses.general(functional_call(base, (params, buffs), (inputs,)), targets, **loss_parameters,
+                                  terms=self.loss.terms)
+
+        self.losses_of = vmap(plain_loss if self.loss.plain else general_loss, randomness="different")
         self.trainable = [self.parameters[name] for name in self.trainable_names]
-        # The optimiser holds the momentum (its state is what saves write and resumes restore); the
-        # step applies its update to the same tensors (optim.update_).
+        # The optimiser holds the state (momenta, or Adam's moments and step count: what saves write
+        # and resumes restore); the step applies its update to the same tensors (optim.update_).
         self.optimizer = make_optimizer(protocol, self.trainable)
-        self.key = momentum_key(protocol)
-        # No momentum kept yet (a fresh start, or momentum 0 in PyTorch's form, which keeps none): nothing to restore.
-        if all(member.velocity for member in members):
-            for name, parameter in zip(self.trainable_names, self.trainable):
-                if all(name in member.velocity for member in members):
-                    self.optimizer.state[parameter][self.key] = torch.stack(
-                        [member.velocity[name] for member in members]).to(device)
+        restore_stacked_state(self.optimizer, dict(zip(self.trainable_names, self.trainable)),
+                              [member.optimizer_state for member in members])
         if members[0].torch_rng is not None:
             restore_rng_states(members[0].torch_rng, device)
-        self.velocities = momentum_tensors(self.optimizer, protocol)
+        self.velocities = state_tensors(self.optimizer, protocol)  # the optimiser's state, as update_ takes it
         # What the step reads and writes at fixed addresses: the batch's pool rows, the learning rate
-        # (0-d, on the device), the K losses.
-        dtype = self.trainable[0].dtype
+        # (0-d, on the device), the K losses (and the loss parameters, self.loss).
         self.rows = torch.zeros((len(members), protocol.batch_size), dtype=torch.int64, device=device)
         self.lr = torch.zeros((), dtype=dtype, device=device)
         self.last_losses = torch.zeros(len(members), dtype=dtype, device=device)
@@ -132,11 +144,12 @@ class Stacked:
         """One training step of the K networks (``loop.train_loop``): ``stacked_step.train_step``."""
         self.rows.copy_(self.ahead[step], non_blocking=True)
         self.lr.fill_(lr)
+        self.loss.before_step(iteration)
         return self.step_function(self.rows, self.lr)
 
     def losses(self, inputs, targets) -> torch.Tensor:
         """The K networks' losses on their batches (K, batch, ...), under the weights ``self.parameters``."""
-        return self.losses_of(self.parameters, self.buffers, inputs, targets)
+        return self.losses_of(self.parameters, self.buffers, self.loss.parameters, inputs, targets)
 
     @contextlib.contextmanager
     def weights(self, trainable: dict) -> Iterator[None]:
@@ -181,9 +194,8 @@ class Stacked:
         # Each stacked tensor crosses to the host once (one copy, not one per network); a network's
         # slices are then cloned on the host, so that its files hold only its own weights.
         weights_on_host = {name: tensor.detach().cpu() for name, tensor in {**self.parameters, **self.buffers}.items()}
-        velocities_on_host = {name: self.optimizer.state[parameter][self.key].detach().cpu()
-                              for name, parameter in zip(self.trainable_names, self.trainable)
-                              if resume and self.key in self.optimizer.state[parameter]}
+        named = dict(zip(self.trainable_names, self.trainable))
+        optimizer_on_host = stacked_state(self.optimizer, named) if resume else {}
         with contextlib.ExitStack() as renames:
             for position, member in enumerate(self.members):
                 if position in watch.at:
@@ -195,11 +207,10 @@ class Stacked:
                     torch.save({"fingerprint": trainee.fingerprint, "iteration": iteration, "model": state}, temporary)
                 if not resume:
                     continue
-                velocity = {name: tensor[position].clone() for name, tensor in velocities_on_host.items()}
                 temporary = renames.enter_context(atomic_path(trainee.run_dir / "resume.pt"))
                 torch.save({"engine": ENGINE, "fingerprint": trainee.fingerprint, "iteration": iteration,
                             "seconds": member.seconds + seconds / len(self.members), "model": state,
-                            "velocity": velocity,
+                            "optimizer_state": network_state(optimizer_on_host, position),
                             "shuffler": member.at_stop, "torch_rng": rng_states(self.device),
                             "divergence": watch.states[position]}, temporary)
 
@@ -226,7 +237,7 @@ def train_stacked(trainees: list[Trainee], batches, n_classes: int, device: str 
     by_iteration: dict[int, list] = {}
     for position, trainee in enumerate(trainees):
         if manifests[position] is None:
-            member = _Started(trainee, n_classes, batches.input_shape)
+            member = _Started(trainee, n_classes, batches.input_shape, batches.labels)
             by_iteration.setdefault(member.iteration, []).append((position, member))
     for start in sorted(by_iteration):
         group = [member for _, member in by_iteration[start]]

@@ -6,9 +6,10 @@ queued by the host: the host, not the GPU, sets the pace. Captured as a CUDA gra
 
 - One function, ``train_step(engine, rows, lr)``, does the whole step: the batch, the forward pass,
   the gradients and the optimiser's update. It reads a static (K, batch) buffer of pool rows
-  (``Stacked.rows``: each step's indices are copied into it) and the learning rate as a 0-d tensor on
-  the device (``Stacked.lr``, filled in place), and writes the losses into a static buffer: every
-  call reads and writes the same tensors, and nothing is read back to the host.
+  (``Stacked.rows``: each step's indices are copied into it), the learning rate as a 0-d tensor on
+  the device (``Stacked.lr``, filled in place) and each network's loss parameters (``losses.RunLosses``:
+  deferred class weights are filled in place at their switch iteration), and writes the losses into a
+  static buffer: every call reads and writes the same tensors, and nothing is read back to the host.
 - The gradients are computed functionally, ``torch.func.grad_and_value`` of the K losses' sum (each
   network's weights get exactly its own gradient, as ``losses.sum().backward()`` gives them), which
   ``torch._dynamo`` traces into the step's one graph; ``.backward()`` would break the graph there.
@@ -105,7 +106,8 @@ class Step:
         # Tensors whose addresses never change: CUDA graphs read and update them where they lie
         # instead of copying them into the graph's own inputs at every replay.
         for tensor in (*engine.parameters.values(), *engine.buffers.values(), *engine.velocities, engine.rows,
-                       engine.lr, engine.last_losses, engine.batches.inputs, engine.batches.targets):
+                       engine.lr, engine.last_losses, engine.batches.inputs, engine.batches.targets,
+                       *engine.loss.parameters.values()):
             torch._dynamo.mark_static_address(tensor)
         log.info("compiling the step of %d stacked networks (%s) after %d eager steps", len(engine.members),
                  "CUDA graphs" if cuda else "no CUDA graphs on the CPU", self.steps)

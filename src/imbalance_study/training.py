@@ -3,7 +3,8 @@
 The pool sits on the device (``batches.TensorBatches``) and a batch is one gather; image folders are
 decoded per batch on the host (``batches.ImageFolderBatches``). The course of training is
 ``loop.train_loop``'s; this engine supplies the network's step and writes its state in the run
-directory's format (``rundir``), resumable bit for bit on the CPU.
+directory's format (``rundir``), resumable bit for bit on the CPU. The run's loss is ``losses``'
+(plain cross-entropy is ``nn.functional.cross_entropy`` itself), its data order ``samplers``'.
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ import torch
 from torch import nn
 
 from . import rundir
-from .batches import EpochShuffler, upload
+from .batches import upload
 from .devices import autocast, resolve_device, restore_rng_states, rng_states
 from .loop import FRESH, Trainee, train_loop
+from .losses import RunLosses
 from .optim import freeze_all_but, make_optimizer, set_learning_rate
+from .samplers import data_order
 
 log = logging.getLogger(__name__)
 
@@ -39,13 +42,16 @@ class OneAtATime:
             parameters = freeze_all_but(model, trained)
         self.model = model
         self.optimizer = make_optimizer(trainee.run.protocol, parameters)
-        self.shuffler = EpochShuffler(trainee.indices, trainee.run.data_rng())
+        self.shuffler = data_order(trainee, batches.labels)
+        self.loss = RunLosses([trainee.run.method.loss], [trainee.class_counts], n_classes,
+                              trainee.run.protocol.iterations, device, parameters[0].dtype)
         self.iteration, self.seconds, self.ahead, self.divergence, self.manifest = 0, 0.0, None, [FRESH], None
         state = trainee.resume(ENGINE, model, self.shuffler)
         if state is not None:
             self.optimizer.load_state_dict(state["optimizer"])
             restore_rng_states(state["torch_rng"], device)
             self.iteration, self.seconds, self.divergence = state["iteration"], state["seconds"], [state["divergence"]]
+        self.loss.start_at(self.iteration)
         model.train()
         if trained is not None:
             # Frozen layers keep their first-phase normalisation statistics too.
@@ -65,13 +71,14 @@ class OneAtATime:
         return self.batches(self.shuffler.next_batch(self.trainee.run.protocol.batch_size), iteration)
 
     def losses(self, inputs, targets) -> torch.Tensor:
-        return nn.functional.cross_entropy(self.model(inputs), targets)
+        return self.loss.one(self.model(inputs), targets)
 
     def step(self, step: int, iteration: int, lr: float) -> torch.Tensor:
         """One training step (``loop.train_loop``): the forward pass under the protocol's autocast,
         ``backward()``, the optimiser's step."""
         inputs, targets = self.batch(step, iteration)
         set_learning_rate(self.optimizer, lr)
+        self.loss.before_step(iteration)
         with autocast(self.device, self.trainee.run.protocol.precision):
             losses = self.losses(inputs, targets)
         self.optimizer.zero_grad(set_to_none=True)

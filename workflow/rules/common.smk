@@ -7,10 +7,12 @@ from pathlib import Path
 # The package that does the work lives in src/ (the scripts find it through scripts/_src.py).
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
-from imbalance_study import plan, source_facts  # noqa: E402
+from imbalance_study import plan, source_facts, your_data  # noqa: E402
 from imbalance_study.figures import catalog  # noqa: E402
 from imbalance_study.config import validate  # noqa: E402
 
+# --config data=path/to/table.csv label=y: the study of configs/your_data.yaml on that table.
+your_data.expand_short_form(config, workflow.basedir)
 validate(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
 STUDY = plan.resolve(config)
 FIGURES = catalog.plan_figures(STUDY)
@@ -18,7 +20,7 @@ FIGURES = catalog.plan_figures(STUDY)
 
 wildcard_constraints:
     dataset=r"[a-z][a-z0-9_]*",
-    profile=r"[a-z]+-[^/]+",
+    profile=r"[a-z]+(-[^/]+)?",  # step-mu0.5-rho10, linear-rho10, natural
     bundle=r"bundle\d+",
     n_runs=r"\d+",
     # Any name, so that a figure this study does not draw gets a message listing those it does.
@@ -32,7 +34,7 @@ def dataset_of(wildcards):
 def dataset_sources(wildcards):
     """The user's file a dataset is read from, so that editing it rebuilds the dataset."""
     settings = dataset_of(wildcards).settings
-    return [settings["path"]] if settings["source"] == "csv" else []
+    return [settings["path"]] if settings["source"] in source_facts.TABLE_SOURCES else []
 
 
 def cell_of(wildcards):

@@ -52,3 +52,40 @@ rule figure:
         "../../envs/analysis.yaml"
     script:
         "../../scripts/plot_figure.py"
+
+
+# "Which method should I use?" (figures.comparison): the figure and its numbers as above, and the page
+# of sentences generated from them, which its plot function writes beside the PDF (same name, .html);
+# all three under their own report category. It takes precedence over the generic rule.
+COMPARISON_CATEGORY = "Which method should I use?"
+
+
+ruleorder: comparison > figure
+
+
+rule comparison:
+    input:
+        scores=figure_scores,
+    output:
+        pdf=report("figures/{figure}.pdf", caption="../report/comparison.rst", category=COMPARISON_CATEGORY),
+        csv=report("figures/{figure}.csv", caption="../report/comparison.rst", category=COMPARISON_CATEGORY),
+        page=report("figures/{figure}.html", caption="../report/comparison.rst", category=COMPARISON_CATEGORY),
+    wildcard_constraints:
+        figure="comparison",
+    params:
+        figure=lambda wildcards: wildcards.figure,
+        settings=lambda wildcards: figure_of(wildcards).settings,
+        runs=lambda wildcards: figure_of(wildcards).run_keys,
+        caption=lambda wildcards: figure_of(wildcards).caption,
+    log:
+        "logs/figures/{figure}.log",
+    conda:
+        "../../envs/analysis.yaml"
+    script:
+        "../../scripts/plot_figure.py"
+
+
+def comparison_page():
+    """The comparison's page, for rule all, when the study draws the comparison (drawn_figures)."""
+    drawn = "comparison" in FIGURES and FIGURES["comparison"].runs
+    return [plan.FIGURE.format(figure="comparison", extension="html")] if drawn else []

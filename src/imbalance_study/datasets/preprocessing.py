@@ -1,5 +1,6 @@
 """The transforms fitted on a training pool and stored with the dataset: GCN + ZCA for CIFAR-10 and
-standardisation for tabular features; ``apply_preprocessing`` repeats a stored one on new examples.
+standardisation for tabular features (a user's table: ``tables.encode``); ``apply_preprocessing``
+repeats a stored one on new examples.
 """
 
 from __future__ import annotations
@@ -123,7 +124,8 @@ def preprocess(method: str, parts: dict) -> tuple[dict, dict, dict]:
 def apply_preprocessing(raw: np.ndarray, path_or_handle) -> np.ndarray:
     """Apply a prepared dataset's stored transform to new raw examples, exactly as to its own.
 
-    ``raw``: uint8 images (N, H, W, C) for gcn_zca, features (N, F) for standardise; returned
+    ``raw``: uint8 images (N, H, W, C) for gcn_zca, features (N, F) for standardise, a DataFrame
+    with the table's feature columns for columns (a user's table); returned
     unchanged when the dataset has no preprocessing. ``path_or_handle``: the dataset file or an open
     h5py File.
     """
@@ -151,5 +153,9 @@ def _apply_stored(raw: np.ndarray, handle: h5py.File, path) -> np.ndarray:
         return _gcn_zca(raw, group["zca_mean"][()].astype(np.float64), group["zca_matrix"][()].astype(np.float64))
     if method == "standardise":
         return _standardise(raw, group["standard_mean"][()], group["standard_scale"][()])
+    if method == "columns":
+        from .tables import apply_stored
+
+        return apply_stored(raw, group, path)
     raise DatasetError(f"{path}: unknown preprocessing method '{method}'")
 

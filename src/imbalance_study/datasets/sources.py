@@ -1,7 +1,8 @@
 """Where a dataset's examples come from: one reader per source, each giving the undrawn ``Raw`` data.
 
-Sources: scikit-learn's digits and breast cancer data, torchvision's MNIST, FashionMNIST and CIFAR-10
-(from official files under a root, optionally copied there first), a CSV table, and an image folder
+Sources: scikit-learn's digits and breast cancer data and a synthetic 97/3 set, torchvision's MNIST,
+FashionMNIST and CIFAR-10 (from official files under a root, optionally copied there first), a user's
+table (CSV, Parquet or KEEL .dat; ``csv`` reads it as CSV whatever its extension), and an image folder
 (listed, not read). Heavy libraries (torchvision, scikit-learn, pandas) are imported inside the
 readers, so importing this module stays cheap.
 """
@@ -20,7 +21,7 @@ from ..atomic import atomic_path
 from .store import DatasetError
 
 SOURCES = ("sklearn_digits", "torchvision_mnist", "torchvision_fashion_mnist", "torchvision_cifar10",
-           "sklearn_breast_cancer", "csv", "image_folder")
+           "sklearn_breast_cancer", "synthetic_97_3", "csv", "table", "image_folder")
 TORCHVISION_FOLDERS = {"torchvision_mnist": "MNIST", "torchvision_fashion_mnist": "FashionMNIST"}
 
 CIFAR10_FOLDER = "cifar-10-batches-py"
@@ -40,6 +41,7 @@ class Raw:
     provenance: dict
     kind: str = "images"
     attrs: dict = field(default_factory=dict)
+    table: object = None  # a user's table (tables.Table): the examples are its row numbers, encoded later
 
 
 def read_source(name: str, spec: dict) -> Raw:
@@ -53,8 +55,10 @@ def read_source(name: str, spec: dict) -> Raw:
         return _cifar10_source(spec)
     if source == "sklearn_breast_cancer":
         return _breast_cancer_source(spec)
-    if source == "csv":
-        return _csv_source(name, spec)
+    if source == "synthetic_97_3":
+        return _synthetic_source(spec)
+    if source in ("csv", "table"):
+        return _table_source(name, spec)
     if source == "image_folder":
         return _image_folder_source(name, spec)
     raise DatasetError(f"datasets.{name}.source: unknown source '{source}', expected one of {SOURCES}")
@@ -174,48 +178,38 @@ def _breast_cancer_source(spec: dict) -> Raw:
                kind="tabular", attrs={"feature_names": json.dumps([str(name) for name in data.feature_names])})
 
 
-def _csv_source(name: str, spec: dict) -> Raw:
-    """A CSV file: numeric feature columns and one label column (ints or strings); always pooled.
+def _table_source(name: str, spec: dict) -> Raw:
+    """A user's table (CSV, Parquet, KEEL .dat; ``tables``), checked; always pooled.
 
-    Labels are numbered 0..K-1 in sorted order (numerically for numbers, else as text).
+    The examples are the table's row numbers: its columns are encoded only once the training part is
+    drawn (``tables.encode``). Labels are numbered 0..K-1 in sorted order (numerically for numbers,
+    else as text).
     """
-    import pandas as pd
+    from .tables import load_table
 
-    path = Path(spec["path"])
-    label_column = spec["label_column"]
-    if not path.is_file():
-        raise DatasetError(f"datasets.{name}.path: no CSV file {path}")
-    try:
-        table = pd.read_csv(path)
-    except (ValueError, OSError) as error:  # pandas' ParserError and EmptyDataError are ValueErrors
-        raise DatasetError(f"{path}: cannot read the CSV file ({error})") from error
-    if label_column not in table.columns:
-        raise DatasetError(f"{path}: no label column '{label_column}' (datasets.{name}.label_column); "
-                           f"the columns are {list(table.columns)}")
-    feature_columns = [column for column in table.columns if column != label_column]
-    if not feature_columns:
-        raise DatasetError(f"{path}: no feature columns besides the label column '{label_column}'")
-    non_numeric = [str(column) for column in feature_columns if not pd.api.types.is_numeric_dtype(table[column])]
-    if non_numeric:
-        raise DatasetError(f"{path}: feature columns must be numeric, these are not: {non_numeric}")
-    missing = [str(column) for column in feature_columns if table[column].isna().any()]
-    if missing:
-        rows = {column: int(np.flatnonzero(table[column].isna().to_numpy())[0]) + 2 for column in missing}
-        raise DatasetError(f"{path}: missing values (NaN) in columns {missing} (first at file line {rows})")
-    if table[label_column].isna().any():
-        line = int(np.flatnonzero(table[label_column].isna().to_numpy())[0]) + 2
-        raise DatasetError(f"{path}: label column '{label_column}' has a missing value (file line {line})")
-    raw_labels = table[label_column]
-    if not pd.api.types.is_numeric_dtype(raw_labels):
-        raw_labels = raw_labels.astype(str)
-    classes, labels = np.unique(raw_labels.to_numpy(), return_inverse=True)
-    class_names = [str(value.item() if hasattr(value, "item") else value) for value in classes]
-    features = table[feature_columns].to_numpy(dtype=np.float64)
-    provenance = {"file": str(path), "sha256_file": hashlib.sha256(path.read_bytes()).hexdigest(),
-                  "label_column": label_column}
-    return Raw(features, labels.astype(np.int64), None, None, class_names, provenance, kind="tabular",
-               attrs={"feature_names": json.dumps([str(column) for column in feature_columns]),
-                      "label_column": label_column, "path": str(path)})
+    table = load_table(name, spec)
+    provenance = {"file": str(table.path), "sha256_file": hashlib.sha256(table.path.read_bytes()).hexdigest(),
+                  "label_column": spec["label_column"], "numeric_columns": table.numeric,
+                  "categorical_columns": table.categorical}
+    return Raw(np.arange(len(table.labels)), table.labels, None, None, table.class_names, provenance, kind="tabular",
+               attrs={"label_column": spec["label_column"], "path": str(table.path)}, table=table)
+
+
+def _synthetic_source(spec: dict) -> Raw:
+    """A synthetic binary set at 97/3 (1,940 and 60 examples, 20 features of which 4 informative and
+    2 redundant), from ``sklearn.datasets.make_classification`` with ``weights=[0.97]``, no label
+    noise and a fixed seed: synthetic, not measured data, for a naturally imbalanced table offline."""
+    from sklearn.datasets import make_classification
+
+    features, labels = make_classification(n_samples=2000, n_features=20, n_informative=4, n_redundant=2,
+                                           weights=[0.97], flip_y=0.0, random_state=0)
+    labels = labels.astype(np.int64)
+    content = hashlib.sha256(features.tobytes() + labels.tobytes()).hexdigest()
+    provenance = {"package": "scikit-learn", "loader": "sklearn.datasets.make_classification", "synthetic": True,
+                  "arguments": "n_samples=2000, n_features=20, n_informative=4, n_redundant=2, weights=[0.97], "
+                               "flip_y=0, random_state=0", "sha256_features_labels": content}
+    return Raw(features, labels, None, None, ["majority", "minority"], provenance, kind="tabular",
+               attrs={"feature_names": json.dumps([f"x{column}" for column in range(features.shape[1])])})
 
 
 def _image_folder_source(name: str, spec: dict) -> Raw:

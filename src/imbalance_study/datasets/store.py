@@ -2,7 +2,7 @@
 
 File layout (the contract every later stage reads)::
 
-    /train/images       the balanced training pool (absent for image folders), one of
+    /train/images       the training pool (absent for image folders), balanced or natural, one of
                           uint8   (N, H, W) or (N, H, W, C)  raw pixels, fed to networks as x / 256
                           float32 (N, H, W, C)               preprocessed images (CIFAR-10 after GCN + ZCA)
                           float32 (N, F)                     standardised tabular features
@@ -14,11 +14,18 @@ File layout (the contract every later stage reads)::
                           gcn_zca:     group gcn (attrs scale, min_divisor, norm), zca_mean (D,),
                                        zca_matrix (D, D) (attr filter_bias), D = H * W * C
                           standardise: standard_mean (F,), standard_scale (F,)
+                          columns (a user's table, ``tables.encode``): standard_mean, standard_scale
+                                       of the numeric columns, numeric_fill (imputed medians);
+                                       attrs numeric_columns, categorical_columns, categories,
+                                       feature_names, categorical_fill (all JSON)
     attrs: name, source, kind (images | tabular | image_folder), class_names (JSON),
-           train_per_class, validation_per_class, test_per_class, seed, split, preprocessing,
+           train_per_class (a number, or "natural": the pool keeps the data's own counts),
+           validation_per_class, test_per_class (balanced test sets), seed, split, preprocessing,
            provenance (JSON: source files and their checksums), format_version, sha256_content,
-           and per source: feature_names (tabular), train_root, test_root, resize, crop,
-           train_class_counts (image folders)
+           test (balanced | stratified), natural (bool), {train,validation,test}_class_counts (JSON),
+           for a stratified test set: test_fraction, split_kind (holdout | kfold), split_count,
+           split_index, and validation_fraction where one is held out so;
+           per source: feature_names (tabular), train_root, test_root, resize, crop (image folders)
 
 How the splits are drawn is in ``splits``; ``sha256_content`` is ``content_digest`` of the arrays.
 """
@@ -106,6 +113,8 @@ def write(dataset: Dataset, attrs: dict, path: str | Path, preprocessing_attrs: 
                 group.attrs["method"] = settings.get("method", "none")
                 for key, array in dataset.preprocessing.items():
                     group.create_dataset(key, data=array)
+                if settings.get("method") == "columns":
+                    group.attrs.update({key: value for key, value in settings.items() if key != "method"})
                 if settings.get("method") == "gcn_zca":
                     gcn = group.create_group("gcn")
                     gcn.attrs.update({"scale": settings["gcn_scale"], "min_divisor": settings["gcn_min_divisor"],

@@ -24,7 +24,10 @@ point with its panel keys, x value, line and the ``mean``, ``sd`` and ``n`` (run
 
 Modules: ``registry`` (``FIGURES``, the settings check, the errors; no plotting library),
 ``table`` (the score-table contract, reading, choosing rows, summaries), ``style`` (how figures
-look, PDF metadata), ``lines`` (fig3 to fig6), ``fig7``, ``fig8``, ``table4``, ``dynamics``.
+look, PDF metadata), ``lines`` (fig3 to fig6), ``fig7``, ``fig8``, ``table4``, ``dynamics``,
+``published`` (the study's top-1 errors beside published ones) and ``comparison`` (which method: paired
+differences, ranks, the critical-difference diagram and the report page; numbers from
+``imbalance_study.comparison``).
 Importing this package loads only ``registry``; every other name is imported from its module on
 first use, so that the workflow can import it without pandas or matplotlib.
 """

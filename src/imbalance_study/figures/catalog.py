@@ -16,12 +16,15 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from .. import paper
-from ..imbalance import number
+from ..imbalance import NATURAL, number
 from ..plan import profile_grids
+from ..source_facts import TABLE_SOURCES, test_kind
 
 # Every figure writes figures/<name>.pdf and figures/<name>.csv (the numbers it draws).
 EXTENSIONS = ("pdf", "csv")
-METRIC_NAMES = {"roc_auc": "ROC AUC (one-vs-rest, macro)", "accuracy": "accuracy"}
+METRIC_NAMES = {"roc_auc": "ROC AUC (one-vs-rest, macro)", "accuracy": "accuracy",
+                "balanced_accuracy": "balanced accuracy (mean recall)", "macro_f1": "macro-F1",
+                "g_mean": "G-mean (geometric mean of per-class recalls)"}
 
 
 @dataclass(frozen=True)
@@ -47,15 +50,17 @@ class Figure:
     profiles: Callable  # (study, settings) -> the caption's profiles line
     one_profile: bool = False  # draws one profile: settings.profile, else default_profile(study)
     splits: tuple[str, ...] = ("test",)  # the scored splits it draws
+    spread: str = ""  # the caption's paragraph on spread and runs drawn, when not the one of lines of mean ± sd
 
 
 def default_profile(study) -> str | None:
     """The profile fig8 and dynamics show when the config names none: the step profile in the middle
     of the grid (the middle ρ and the middle μ of the study's step profiles, the upper one of an even
-    count; else the step profile nearest to them), not an extreme. None when the study has no step profile."""
+    count; else the step profile nearest to them), not an extreme; without step profiles, the natural
+    one (the data's own counts). None when the study has neither."""
     steps = [profile for profile in study.profiles() if profile.kind == "step"]
     if not steps:
-        return None
+        return next((profile.name for profile in study.profiles() if profile.kind == "natural"), None)
     rhos, mus = sorted({profile.rho for profile in steps}), sorted({profile.mu for profile in steps})
 
     def distance(profile):
@@ -84,7 +89,10 @@ def _checkpoint(settings) -> str:
 def _grids(study, kind: str) -> str:
     texts = []
     for _, grid_kind, grid in profile_grids(study.config):
-        if grid_kind == kind:
+        if grid_kind == kind == NATURAL:
+            texts.append("the data's own class counts" + (f" (seeds {', '.join(map(str, grid['seeds']))})"
+                                                           if grid.get("seeds") else ""))
+        elif grid_kind == kind:
             text = ("μ ∈ {" + ", ".join(map(number, grid["mu"])) + "} × " if kind == "step" else "")
             text += "ρ ∈ {" + ", ".join(map(number, grid["rho"])) + "}"
             texts.append(text + (f" (seeds {', '.join(map(str, grid['seeds']))})" if grid.get("seeds") else ""))
@@ -212,6 +220,56 @@ def _table4(study, settings):
             f"{' then '.join(METRIC_NAMES.get(m, m) for m in metrics)}.**\n" + text + csv)
 
 
+def _published(study, settings):
+    described = paper.describe_top1_errors(settings.get("paper"))
+    return ("**Top-1 error beside the published numbers: does the run reproduce them?**\n"
+            "One panel per dataset and profile; x: the methods (\"<method> + post-hoc LA\": its outputs divided by "
+            "the class priors, post-hoc logit adjustment with τ = 1, drawn where a source publishes it); y: the "
+            f"top-1 error in percent (100 − accuracy) on the balanced test set at {_checkpoint(settings)}: each "
+            "seed a small dot, the mean a larger marker with a bar of ± 1 standard deviation, its value beside "
+            "it. " + (described or "No dataset repeats an experiment with published top-1 errors, so no stars.")
+            + " ``published.csv`` holds each point's mean, sd, n and runs (``each_seed``) and the published "
+            "errors beside them (``published_<source>``), as fractions.")
+
+
+def _every_profile(study, settings) -> str:
+    kinds = [kind for _, kind, _ in profile_grids(study.config)]
+    return "- Profiles: " + "; ".join(f"{kind} imbalance, {_grids(study, kind)}" if kind != NATURAL else
+                                      f"natural ({_grids(study, kind)})" for kind in dict.fromkeys(kinds)) + "."
+
+
+def _repeats_published(run, settings) -> bool:
+    """The figure ``published`` draws the datasets that repeat an experiment with published top-1 errors."""
+    return paper.TOP1_ERRORS.get((settings.get("paper") or {}).get(run.dataset)) is not None and _chosen(run, settings)
+
+
+def _compared(run, settings) -> bool:
+    """``comparison`` draws the chosen methods and always its reference, on every imbalanced set."""
+    return run.dataset in (settings.get("datasets") or [run.dataset]) and \
+        run.method.name in [*(settings.get("methods") or [run.method.name]), settings["reference"]]
+
+
+def _comparison(study, settings):
+    metric, reference, confidence = _metric(settings), settings["reference"], settings["confidence"]
+    return (f"**Which method should I use? Every method against {reference}, paired by seed, and ranked over "
+            f"the grid, on {metric}.**\n"
+            "``comparison.html``, this category's page, answers in one sentence per imbalanced set and one for the "
+            "grid, each generated from the numbers, with the diagram and the tables below them. ``comparison.pdf``: "
+            "page 1, the critical-difference diagram (Demšar, JMLR 2006): each method's mean rank over the "
+            f"imbalanced sets where every method has a result (rank 1: the best {metric} on the balanced test set "
+            "at the last checkpoint of each run, mean over seeds, no thresholding; lower is better for the loss; "
+            "ties share their mean rank); a bar joins the methods that the Nemenyi test cannot tell apart at "
+            f"α = {1 - confidence:.2g}, after a Friedman test that rejects equal ranks (one bar joins them all when "
+            f"it does not). Then, per imbalanced set, each method minus ``{reference}`` paired by seed (the "
+            "methods of a seed share their imbalanced set and initial weights): the mean difference over seeds "
+            f"(dot) and its {confidence:.0%} bootstrap interval (BCa, line); with 2 or 3 seeds a bootstrap can only "
+            "return the range of the seeds' differences, drawn dashed with a hollow dot and flagged as too few "
+            "seeds; with one seed, the difference alone. ``comparison.csv`` holds the paired differences, one row "
+            "per imbalanced set and method: both means, the method's rank, the interval, the two-sided Wilcoxon "
+            "signed-rank p-value, the outcome against the reference (win; tie: the interval holds zero; loss; "
+            "undecided: one seed), and the ``mean``, ``sd`` and ``n`` (seeds) of the differences.")
+
+
 FIGURES = {figure.name: figure for figure in (
     Figure("fig3", "lines:plot_fig3", _step, _fig3, _step_profiles),
     Figure("fig4", "lines:plot_fig4", _step, _fig4, _step_profiles),
@@ -226,27 +284,52 @@ FIGURES = {figure.name: figure for figure in (
     Figure("dynamics", "dynamics:plot_dynamics", lambda run, s: run.profile.name == s["profile"] and _chosen(run, s),
            _dynamics, _one_profile("dynamics"), one_profile=True, splits=("train", "test")),
     Figure("table4", "table4:plot_table4", _step, _table4, _step_profiles),
+    Figure("published", "published:plot_published", _repeats_published, _published, _every_profile,
+           spread="Spread: each seed's run is a dot, and the mean over seeds a marker with a bar of ± 1 standard "
+           "deviation; the title gives the number of repeats. Only the runs marked ``selected`` in the score table "
+           "are drawn. A run that diverged (its loss or weights not finite, or its loss above 10 times that of a "
+           "uniform guess at two log or save points in a row) is stopped, never selected and left out; the title "
+           "names it."),
+    Figure("comparison", "comparison:plot_comparison", _compared, _comparison, _every_profile,
+           spread="Runs: only those marked ``selected`` in the score table; a learning-rate search keeps one run "
+           "per set and method, so a searched method has one seed there and stays undecided. A run that diverged "
+           "(its loss or weights not finite, or its loss above 10 times that of a uniform guess at two log or "
+           "save points in a row) is never selected and is left out; the page and the PDF name it."),
 )}
 
 
 def _dataset_text(study, dataset: str) -> str:
     spec = study.config["datasets"][dataset]
     protocol = study.config["protocols"][spec["protocol"]]
-    return (f"``{dataset}`` ({spec['source']}, model {spec['model']}; training pool of up to "
-            f"{spec['train_per_class']} and balanced test set of {spec['test_per_class']} images per class; "
-            f"protocol ``{spec['protocol']}``: {protocol['iterations']} iterations, batch {protocol['batch_size']}, "
-            f"lr {protocol['lr']})")
+    examples = "rows" if spec["source"] in TABLE_SOURCES + ("sklearn_breast_cancer", "synthetic_97_3") else "images"
+    pool = ("training pool at the data's own (natural) class counts" if spec["train_per_class"] == NATURAL
+            else f"training pool of up to {spec['train_per_class']} {examples} per class")
+    test = (f"stratified test set of {100 * spec['test_fraction']:g}% of the data (the data's own class ratio)"
+            if test_kind(spec) == "stratified" else f"balanced test set of {spec['test_per_class']} {examples} per class")
+    length = (f"{protocol['epochs']} epochs" if "epochs" in protocol else f"{protocol['iterations']} iterations")
+    return (f"``{dataset}`` ({spec['source']}, model {spec['model']}; {pool} and {test}; "
+            f"protocol ``{spec['protocol']}``: {length}, batch {protocol['batch_size']}, lr {protocol['lr']})")
 
 
 def _method_text(study, method: str) -> str:
     spec = study.config["methods"][method]
-    if spec.get("two_phase"):
-        layers = spec["two_phase"].get("layers")
+    two_phase = spec.get("two_phase")
+    if two_phase and "tau_normalise" in two_phase:
+        return (f"``{method}`` (tau-normalisation of ``{two_phase['from']}``: output weights divided by their "
+                f"norm to the power {number(two_phase['tau_normalise'])}, no training)")
+    loss = spec["loss"]
+    loss_text = "" if (loss["name"], loss["weights"]) == ("cross_entropy", "none") else (
+        f", loss {loss['name']}" + (f" with {loss['weights']} class weights" if loss["weights"] != "none" else "")
+        + (f" from {100 * loss['weights_from']:g}% of training" if loss["weights"] != "none" and loss["weights_from"] else ""))
+    if two_phase:
+        layers = two_phase.get("layers")
         layers = f"layers {', '.join(layers)}" if layers else "the output layers"
-        return (f"``{method}`` (two-phase: fine-tunes {layers} of ``{spec['two_phase']['from']}`` on the "
-                "imbalanced set)")
+        how = ("re-initialises, then re-trains" if two_phase["reinitialise"] else "fine-tunes")
+        batches = " on class-balanced batches" if two_phase["sampler"] == "class_balanced" else ""
+        return (f"``{method}`` (two-phase: {how} {layers} of ``{two_phase['from']}`` on the "
+                f"imbalanced set{batches}{loss_text})")
     ratio = f" to ratio {number(spec['ratio'])}" if spec["ratio"] != 1 else ""
-    return f"``{method}`` (sampler {spec['sampler']}{ratio})"
+    return f"``{method}`` (sampler {spec['sampler']}{ratio}{loss_text})"
 
 
 def caption(study, figure: Figure, settings: dict, runs) -> str:
@@ -256,6 +339,7 @@ def caption(study, figure: Figure, settings: dict, runs) -> str:
     own_seeds = any(grid.get("seeds") for _, _, grid in profile_grids(study.config))
     given = study.config["figures"][figure.name]
     lines = [figure.describe(study, settings), "",
+             figure.spread or
              "Spread: each point or line is the mean over the repeats (seeds) of a setting, the band ± 1 "
              "standard deviation; the figure's title gives the number of repeats. Only the runs marked "
              "``selected`` in the score table are drawn (when a protocol searches learning rates, the title "
@@ -294,12 +378,15 @@ def plan_figures(study) -> dict[str, FigurePlan]:
             settings["profile"] = default_profile(study)
         runs = tuple(run for run in study.runs if figure.draws(run, settings))
         if name in paper.FIGURES and settings.get("paper") is None:
-            # The paper experiment each drawn dataset repeats, for the figure to draw the published numbers.
+            # The paper experiment each drawn dataset repeats, for the figure to draw the published numbers;
+            # ``published`` draws only such datasets, so it looks among every chosen run's.
+            looked_at = [run for run in study.runs if _chosen(run, settings)] if name == "published" else runs
             experiments = {dataset: paper.experiment(study.config["datasets"][dataset])
-                           for dataset in dict.fromkeys(run.dataset for run in runs)}
+                           for dataset in dict.fromkeys(run.dataset for run in looked_at)}
             experiments = {dataset: experiment for dataset, experiment in experiments.items() if experiment}
             if experiments:
                 settings["paper"] = experiments
+                runs = tuple(run for run in study.runs if figure.draws(run, settings))
         text = caption(study, figure, settings, runs) if runs else ""
         described = paper.describe(settings.get("paper"), settings.get("metric", ()))
         if text and name != "table4" and described:

@@ -20,7 +20,8 @@ import seaborn as sns  # noqa: E402
 from ..atomic import atomic_path  # noqa: E402
 from .table import METHOD_ORDER, _method_order, _show  # noqa: E402
 
-METRIC_LABELS = {"roc_auc": "ROC AUC", "accuracy": "Accuracy", "recall": "Recall", "loss": "Loss"}
+METRIC_LABELS = {"roc_auc": "ROC AUC", "accuracy": "Accuracy", "recall": "Recall", "loss": "Loss",
+                 "balanced_accuracy": "Balanced accuracy", "macro_f1": "Macro-F1", "g_mean": "G-mean of recalls"}
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
 
 # What made a figure, written into its PDF's metadata (Subject); set by the figure rule's script.

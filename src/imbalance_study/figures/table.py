@@ -2,10 +2,11 @@
 
 One row per score, long format (``TABLE_COLUMNS``). ``load_scores`` reads score files and refuses
 any that lacks a column of the contract; ``normalize_scores`` reads booleans from any spelling and
-numbers as numbers. The figures draw from the rows ``_scores`` chooses (selected runs, one metric,
-overall scores: group all, class -1), narrowed step by step by ``_keep`` so that an empty result
-raises ``ScoreTableError`` naming the figure and the selection that came out empty; ``_at_checkpoint``
-keeps each run's last checkpoint (or a named one) and ``summarize`` gives mean, sd and n per group.
+numbers as numbers. The figures draw from the rows ``_scores`` chooses (selected runs, the paper's
+variants: ``at_taus``, one metric, overall scores: group all, class -1), narrowed step by step by
+``_keep`` so that an empty result raises ``ScoreTableError`` naming the figure and the selection
+that came out empty; ``_at_checkpoint`` keeps each run's last checkpoint (or a named one) and
+``summarize`` gives mean, sd and n per group.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ BOOLEAN_COLUMNS = ("two_phase", "selected", "thresholded")
 NUMERIC_COLUMNS = ("mu", "n_minority", "rho", "seed", "sampling_ratio", "base_lr", "iteration", "class", "value",
                    "diverged_at")
 TEXT_COLUMNS = ("select_on", "select_metric")
+# The paper's variants in the ``tau`` column (as metrics.PLAIN_TAU and THRESHOLDED_TAU, not imported:
+# the figure jobs would pay for scikit-learn): the plain outputs and thresholding.
+PAPER_TAUS = (0.0, 1.0)
 # One training run: a learning-rate search has several runs (variants) per (dataset, profile, seed, method).
 RUN_COLUMNS = ("dataset", "profile", "seed", "method", "variant")
 
@@ -156,9 +160,23 @@ def _methods_wanted(methods) -> list[str] | None:
     return [methods] if isinstance(methods, str) else list(methods)
 
 
-def _selected(table: pd.DataFrame, figure: str, *, methods=None, datasets=None,
-              imbalance: str | None = None) -> pd.DataFrame:
-    """The selected rows of the wanted datasets, kind of imbalance and methods (all when None).
+def at_taus(rows: pd.DataFrame, taus=PAPER_TAUS) -> pd.Series:
+    """Which rows were scored at one of ``taus``: by default the paper's variants, the plain
+    outputs (tau 0) and thresholding (tau 1).
+
+    The other taus of post-hoc logit adjustment (``scoring.logit_adjustment_taus``) are thresholded
+    rows too (``metrics``), so every reader of thresholded rows filters here; readers of plain rows
+    need not. Rows without a tau (files written before the grid) are tau 1 when thresholded, else 0.
+    """
+    thresholded = _as_bool(rows["thresholded"], "thresholded").astype(float)
+    tau = pd.to_numeric(rows["tau"]).fillna(thresholded) if "tau" in rows.columns else thresholded
+    return tau.isin([float(value) for value in taus])
+
+
+def _selected(table: pd.DataFrame, figure: str, *, methods=None, datasets=None, imbalance: str | None = None,
+              taus=PAPER_TAUS) -> pd.DataFrame:
+    """The selected rows of the wanted datasets, kind of imbalance and methods (all when None),
+    scored at ``taus`` (``at_taus``: the paper's two variants unless a tau of the grid is asked for).
 
     Runs that diverged are never selected; those of the figure's datasets, imbalance and methods are
     named in ``rows.attrs["diverged"]``, for its title to say they were left out.
@@ -174,6 +192,8 @@ def _selected(table: pd.DataFrame, figure: str, *, methods=None, datasets=None,
                  "selected = True" + (f" (runs that diverged are never selected: {', '.join(diverged)})"
                                       if diverged else ""))
     rows.attrs["diverged"] = diverged
+    rows = _keep(rows, figure, lambda r: at_taus(r, taus), f"tau in {[float(tau) for tau in taus]}",
+                 "tau" if "tau" in rows.columns else None)
     if datasets:
         datasets = [datasets] if isinstance(datasets, str) else list(datasets)
         rows = _keep(rows, figure, lambda r: r["dataset"].isin(datasets), f"dataset in {datasets}", "dataset")
@@ -186,9 +206,12 @@ def _selected(table: pd.DataFrame, figure: str, *, methods=None, datasets=None,
 
 
 def _scores(table: pd.DataFrame, figure: str, metric: str, *, splits=("test",), thresholded: bool | None = False,
-            imbalance: str | None = None, methods=None, datasets=None) -> pd.DataFrame:
-    """Selected overall scores of one metric, narrowed step by step so that an empty result says why."""
-    rows = _selected(table, figure, methods=methods, datasets=datasets, imbalance=imbalance)
+            imbalance: str | None = None, methods=None, datasets=None, taus=PAPER_TAUS) -> pd.DataFrame:
+    """Selected overall scores of one metric, narrowed step by step so that an empty result says why.
+
+    A method with post-hoc logit adjustment at tau t: ``methods=[method], thresholded=True, taus=[t]``.
+    """
+    rows = _selected(table, figure, methods=methods, datasets=datasets, imbalance=imbalance, taus=taus)
     rows = _keep(rows, figure, lambda r: r["metric"] == metric, f"metric {metric}", "metric")
     rows = _keep(rows, figure, lambda r: r["split"].isin(splits), f"split in {list(splits)}", "split")
     rows = _keep(rows, figure, lambda r: (r["group"] == "all") & (r["class"] == -1), "group all (class -1)", "group")
