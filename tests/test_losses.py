@@ -219,15 +219,16 @@ def test_deferred_weights_switch_on_at_round_of_weights_from_times_iterations():
                                   dtype=torch.float64)
     assert run_losses.switches == [81, 0, 0]  # round(0.8 * 101) = 81: steps 81..100 are weighted
     effective = torch.tensor(losses.class_weights(COUNTS, "effective_number", 0.9999))
+    ones = torch.ones(4, dtype=torch.float64)
     seen = []
     run_losses.start_at(0)
     for iteration in range(101):
         run_losses.before_step(iteration)
         seen.append(run_losses.parameters["weights"].clone())
     for iteration, weights in enumerate(seen):
-        torch.testing.assert_close(weights[0], effective if iteration >= 81 else torch.ones(4, dtype=torch.float64), rtol=0, atol=0)
+        torch.testing.assert_close(weights[0], effective if iteration >= 81 else ones, rtol=0, atol=0)
         torch.testing.assert_close(weights[1], torch.tensor(losses.class_weights(COUNTS, "inverse")), rtol=0, atol=0)
-        torch.testing.assert_close(weights[2], torch.ones(4, dtype=torch.float64), rtol=0, atol=0)
+        torch.testing.assert_close(weights[2], ones, rtol=0, atol=0)
     # A run resumed at any iteration holds the weights an uninterrupted one holds there.
     for resumed_at in (0, 80, 81, 100):
         again = losses.RunLosses(settings, [COUNTS] * 3, 4, 101, torch.device("cpu"), torch.float64)

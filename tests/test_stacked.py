@@ -10,6 +10,7 @@ kernels a CPU picks (AVX-512 and AMX machines sum in another order), so no float
 
 import dataclasses
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -329,10 +330,11 @@ def test_a_job_scores_the_same_stacked_or_one_at_a_time(tmp_path, monkeypatch, f
     single, single_scores = bundle_job(tmp_path / "single", monkeypatch, "cpu", "never")
     together, stacked_scores = bundle_job(tmp_path / "stacked", monkeypatch, "cpu", "always")
     assert (single["engine"], together["engine"]) == ("one_at_a_time", "stacked")
-    keys = ["seed", "variant", "iteration", "split", "thresholded", "metric", "class", "group"]
+    keys = ["seed", "variant", "iteration", "split", "thresholded", "tau", "metric", "class", "group"]
     merged = single_scores.merge(stacked_scores, on=keys, suffixes=("_single", "_stacked"), validate="one_to_one")
     assert len(merged) == len(single_scores) == len(stacked_scores) > 100
-    assert set(merged["metric"]) == {"roc_auc", "accuracy", "recall", "loss", "silhouette"}
+    assert set(merged["metric"]) == {"roc_auc", "accuracy", "recall", "loss", "silhouette", "balanced_accuracy",
+                                     "macro_f1", "g_mean"}
     assert (merged["value_single"] - merged["value_stacked"]).abs().max() < TOLERANCE["atol"]
 
 
@@ -542,4 +544,32 @@ def test_a_study_of_the_long_tail_methods_scores_the_same_in_either_engine(tmp_p
                              & (single_scores["iteration"] == 80) & (single_scores["group"] == "all")
                              & ~single_scores["thresholded"].astype(bool)]
     values = test_auc.groupby("variant")["value"].first()
-    assert all(abs(values[variant] - values["baseline"]) > 1e-6 for variant in LONG_TAIL_METHODS if variant != "baseline")
+    assert all(abs(values[variant] - values["baseline"]) > 1e-6 for variant in LONG_TAIL_METHODS
+               if variant != "baseline")
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="inductor's CPU kernels need a C++ compiler (g++)")
+def test_a_compiled_step_switches_deferred_weights_as_the_eager_one_does(tmp_path, float64):
+    """The step compiled (graphs always: inductor's kernels, as CUDA graphs capture it on a GPU) after
+    its 3 eager steps, LDAM-DRW's switch at iteration 10 after that: the compiled step reads the
+    weights filled in place, so it trains what the eager step trains (test_capturable_step's
+    tolerance argument: float64, 20 steps). Beside it the same run without weights, which the switch
+    moves away from by more than 1e-3: a step that kept the weights it was compiled with would not."""
+    labels = tiny_data()[1]
+    short = dict(iterations=20, checkpoints=[20], resume_every=20)
+    drw = {**LDAM_DRW, "weights_from": 0.5}
+    # (one name for both: the same seed, data order and batches, so only the switch tells them apart)
+    runs = [spec(method="ldam", loss=drw, **short), spec(method="ldam", loss={**drw, "weights": "none"}, **short),
+            spec(method="focal", loss=NEW_LOSSES["focal"], **short)]
+    index = imbalanced_index_sets(1, labels)[0]
+    weights = {}
+    for graphs in ("never", "always"):
+        manifests = stacked.train_stacked(trainees(tmp_path / graphs, runs, [index] * 3),
+                                          TensorBatches(*tiny_data(), torch.device("cpu")), 3, device="cpu",
+                                          graphs=graphs)
+        assert manifests[0]["engine"]["compiled"] == (graphs == "always")
+        weights[graphs] = [last_weights(manifest) for manifest in manifests]
+    for eager, compiled in zip(weights["never"], weights["always"]):
+        for name in eager:
+            torch.testing.assert_close(compiled[name], eager[name], **TOLERANCE)
+    assert (weights["never"][0]["fc2.weight"] - weights["never"][1]["fc2.weight"]).abs().max() > 1e-3

@@ -511,5 +511,5 @@ def test_tau_normalisation_rescales_each_class_row_of_every_first_phase_checkpoi
     mtime = (tmp_path / "tau1.0" / "run.json").stat().st_mtime_ns
     again = posthoc.normalise_run(Trainee(spec(method="tau", tau_normalise=1.0), np.arange(len(labels)),
                                           tmp_path / "tau1.0", phase_one=first), 3, (8, 8))
-    assert again["fingerprint"] == manifests[1.0]["fingerprint"] and again["checkpoints"] == manifests[1.0]["checkpoints"]
+    assert (again["fingerprint"], again["checkpoints"]) == (manifests[1.0]["fingerprint"], manifests[1.0]["checkpoints"])
     assert (tmp_path / "tau1.0" / "run.json").stat().st_mtime_ns == mtime

@@ -45,6 +45,19 @@ def _inherit_divergence(trainee, device) -> dict:
                                            f"({first['reason']})"})
 
 
+def set_identity(run, counts: np.ndarray, dataset) -> dict:
+    """The identity columns that only the drawn set tells: its realised imbalance ratio (largest over
+    smallest class), its size, and how the test set was drawn. A natural profile's rho and number of
+    minority classes are the data's own."""
+    from .imbalance import NATURAL, minority_mask
+
+    realised = float(counts.max() / max(counts.min(), 1))
+    columns = {"realised_rho": realised, "training_examples": int(counts.sum()), "test_set": dataset.test_set}
+    if run.profile.kind == NATURAL:
+        columns.update(rho=realised, n_minority=int(minority_mask(counts).sum()))
+    return columns
+
+
 def choose_engine(stack: str, device, model, in_memory: bool) -> str:
     from . import stacked, training
 
@@ -202,7 +215,8 @@ def _run_bundle(members: list[dict], dataset_path: str, indices_path: str, score
     rows = []
     for trainee, manifest, imbalanced_set in zip(trainees, manifests, imbalanced_sets):
         diverged = manifest.get("diverged")  # (absent from the manifests of earlier versions)
-        identity = {**trainee.run.identity(dataset.n_classes), "diverged_at": diverged and diverged["iteration"]}
+        identity = {**trainee.run.identity(dataset.n_classes), **set_identity(trainee.run, trainee.class_counts, dataset),
+                    "diverged_at": diverged and diverged["iteration"]}
         if diverged:
             # Its scores before it diverged are kept, marked; this row says when, even with none before.
             log.warning("%s diverged at iteration %d (%s): its rows are marked diverged_at and left out of "
@@ -214,6 +228,7 @@ def _run_bundle(members: list[dict], dataset_path: str, indices_path: str, score
                                           silhouette_per_class=scoring_settings["silhouette_per_class"],
                                           cache=cache, store_splits=store,
                                           train_sample_per_class=scoring_settings["train_sample_per_class"],
+                                          logit_adjustment_taus=scoring_settings["logit_adjustment_taus"],
                                           predictions_path=trainee.run_dir / "predictions.h5" if store else None))
         if not store or not manifest["checkpoints"]:
             (trainee.run_dir / "predictions.h5").unlink(missing_ok=True)

@@ -72,6 +72,7 @@ class Dataset:
     crop: int | None = None
     # The fitted transform's arrays (zca_mean, zca_matrix, standard_mean, standard_scale).
     preprocessing: dict = field(default_factory=dict)
+    test_set: str = "balanced"  # how the test set was drawn: balanced, or stratified (the data's own ratio)
 
     @property
     def n_classes(self) -> int:
@@ -161,7 +162,8 @@ def load(path: str | Path, verify: bool = True) -> Dataset:
             if missing:
                 raise DatasetError(f"{path}: not a prepared dataset, missing {missing}")
             fields = {"kind": kind, "name": str(handle.attrs["name"]),
-                      "class_names": json.loads(handle.attrs["class_names"])}
+                      "class_names": json.loads(handle.attrs["class_names"]),
+                      "test_set": str(handle.attrs.get("test", "balanced"))}
             roots = {}
             for split in SPLITS:
                 if split not in handle:
