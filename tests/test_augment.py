@@ -109,3 +109,93 @@ def test_the_draw_is_uniform_over_offsets_and_fair_over_flips():
     assert abs(draws.flips.sum() - n / 2) < 6 * np.sqrt(n / 4)
     plain = augment.draw(augment.iteration_rng(1, 0), 50, padding=0, flip=False)
     assert not plain.offsets.any() and not plain.flips.any()
+
+
+# ---- In the engines: each training batch is the documented draw of its run and iteration ----------
+
+AUGMENT = {"crop_padding": 2, "flip": True}
+
+
+def engine_runs(seeds_methods):
+    from .test_training import spec
+
+    return [spec(method=method, seed=seed, augment=AUGMENT) for seed, method in seeds_methods]
+
+
+def expected_batch(batches, rows, run, iteration):
+    """The documented draw: ``draw_batches(run_seed(run), iteration, 1, B)`` applied to the gathered rows."""
+    draws = augment.draw_batches(augment.run_seed(run), iteration, 1, len(rows), padding=AUGMENT["crop_padding"],
+                                 flip=AUGMENT["flip"])
+    offsets, flips = augment.to_device(draws, torch.device("cpu"))
+    return augment.apply(batches.inputs[rows], offsets[0], flips[0], AUGMENT["crop_padding"])
+
+
+def test_the_one_at_a_time_batch_of_an_iteration_is_the_documented_draw(tmp_path):
+    from imbalance_study import training
+    from imbalance_study.batches import TensorBatches
+    from imbalance_study.loop import Trainee
+
+    from .test_training import tiny_data
+
+    images, labels = tiny_data()
+    batches = TensorBatches(images, labels, torch.device("cpu"))
+    (run,) = engine_runs([(1, "baseline")])
+    engine = training.OneAtATime(Trainee(run, np.arange(len(labels)), tmp_path / "run"), batches, 3,
+                                 torch.device("cpu"))
+    iteration = 0
+    for steps in (3, 2):  # two stops: the second draw goes on from iteration 3
+        engine.draw(steps)
+        for step in range(steps):
+            inputs, targets = engine.batch(step, iteration)
+            rows = engine.ahead[step]
+            assert torch.equal(inputs, expected_batch(batches, rows, run, iteration)), iteration
+            assert inputs.is_contiguous(memory_format=torch.channels_last)  # augmented, then channels-last
+            assert torch.equal(targets, batches.targets[rows])
+            assert not torch.equal(inputs, batches.inputs[rows])  # cropped or flipped: not the plain batch
+            iteration += 1
+
+
+def test_each_stacked_networks_batch_is_its_runs_documented_draw(tmp_path, monkeypatch):
+    """Three networks: two methods of seed 1 (the same draws: paired comparisons) and seed 2 (its own)."""
+    from imbalance_study import stacked, stacked_step
+    from imbalance_study.batches import TensorBatches
+    from imbalance_study.loop import Trainee
+
+    from .test_training import tiny_data
+
+    images, labels = tiny_data()
+    batches = TensorBatches(images, labels, torch.device("cpu"))
+    runs = engine_runs([(1, "baseline"), (1, "over"), (2, "baseline")])
+    members = [stacked._Started(Trainee(run, np.arange(len(labels)), tmp_path / f"run{k}"), 3, batches.input_shape)
+               for k, run in enumerate(runs)]
+    engine = stacked.Stacked(members, batches, torch.device("cpu"))
+    seen = []
+
+    def seeing(engine_, rows, lr, offsets, flips):
+        assert offsets is engine_.offsets and flips is engine_.flips  # the static buffers, filled in place
+        seen.append(engine_.batches.gather(rows, offsets, flips, AUGMENT["crop_padding"])[0].clone())
+        return engine_.last_losses
+
+    monkeypatch.setattr(stacked_step, "train_step", seeing)
+    iteration = 0
+    for steps in (2, 3):
+        engine.draw(steps)
+        for step in range(steps):
+            engine.step(step, iteration, 0.01)
+            for k, run in enumerate(runs):
+                expected = expected_batch(batches, engine.ahead[step][k], run, iteration)
+                assert torch.equal(seen[-1][k], expected), (iteration, k)
+            iteration += 1
+    offsets = augment.draw_networks([augment.run_seed(run) for run in runs], 0, 5, 8, padding=2, flip=True).offsets
+    assert np.array_equal(offsets[:, 0], offsets[:, 1]) and not np.array_equal(offsets[:, 0], offsets[:, 2])
+
+
+def test_augmentation_is_refused_for_rows_of_features():
+    from imbalance_study.batches import TensorBatches
+
+    from .test_training import protocol
+
+    features = TensorBatches(np.random.default_rng(0).random((6, 4)), np.arange(6) % 2, torch.device("cpu"))
+    with pytest.raises(ValueError, match="in-memory image datasets only.*rows of features"):
+        augment.training_settings(protocol(augment=AUGMENT), features)
+    assert augment.training_settings(protocol(), features) is None  # off: nothing to refuse

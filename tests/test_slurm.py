@@ -126,18 +126,19 @@ def test_each_partition_variable_alone(tmp_path, variables, cpu_partition, gpu_p
         assert [job.get("slurm_partition") for job in planned[rule]] == [cpu_partition], rule
 
 
-def test_the_default_study_is_eleven_submissions(default_study_plan):
-    """config.yaml's 54 trainings in 9 jobs (one per profile, engine.runs_per_job 16), each its own
-    submission; one more for the dataset, all index files and the config's record, one for the table
-    and figures: 26 jobs (27 in Snakemake's count, with `all`) in 11 submissions (the README and
-    docs/cluster.md quote these figures)."""
+def test_the_default_study_is_twenty_nine_submissions(default_study_plan):
+    """config.yaml's 180 trainings (2 repeats of 10 methods on 9 profiles) in 27 jobs: per profile one
+    job of its 16 one-phase runs (engine.runs_per_job 16), one of its 2 cRT second phases and one of
+    its 2 tau-normalisations, each its own submission; one more for the dataset, all index files and the
+    config's record, one for the table, the figures and the comparison: 45 jobs (46 in Snakemake's
+    count, with `all`) in 29 submissions (the README and docs/cluster.md quote these figures)."""
     plan = default_study_plan
     bundles = re.findall(r"^rule train_bundle:\n(?:.*\n)*?\s+output: \S+-(\d+)runs/scores.csv", plan,
                          flags=re.MULTILINE)
-    assert sum(map(int, bundles)) == 54, "the default study changed: update the figures in docs/cluster.md"
-    assert int(re.search(r"^total\s+(\d+)$", plan, flags=re.MULTILINE).group(1)) == 27, "update the README"
-    assert submissions(plan) == {"prep": 1, "train_bundle": 9, "summary": 1}
-    assert sum(submissions(plan).values()) == 11
+    assert sum(map(int, bundles)) == 180, "the default study changed: update the figures in docs/cluster.md"
+    assert int(re.search(r"^total\s+(\d+)$", plan, flags=re.MULTILINE).group(1)) == 46, "update the README"
+    assert submissions(plan) == {"prep": 1, "train_bundle": 27, "summary": 1}
+    assert sum(submissions(plan).values()) == 29
 
 
 def test_training_asks_for_a_gpu_with_runtime_and_memory_per_model(tmp_path):

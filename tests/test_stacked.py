@@ -94,6 +94,21 @@ def test_k_at_once_matches_one_at_a_time(tmp_path, momentum_form, float64, threa
     assert (first["fc2.weight"] - second["fc2.weight"]).abs().max() > 1e-3
 
 
+def test_k_at_once_matches_one_at_a_time_with_augmentation(tmp_path, float64):
+    """Random crops and flips (protocol augment): each network's batch is its run's draw (a gather,
+    exact in either engine), so the engines differ as without augmentation, by summation order only:
+    the same TOLERANCE (module docstring). Augmentation changes where the runs end (by more than 1e-3)."""
+    augmented = specs(augment={"crop_padding": 2, "flip": True})
+    indices = index_sets(len(augmented), tiny_data()[1])
+    alone = one_at_a_time(tmp_path / "alone", augmented, indices)
+    together = at_once(tmp_path / "together", augmented, indices)
+    assert_same_weights(together, alone)
+    plain = at_once(tmp_path / "plain", specs(), indices)
+    for with_augment, without in zip(together, plain):
+        assert with_augment["fingerprint"] != without["fingerprint"]
+        assert (last_weights(with_augment)["fc2.weight"] - last_weights(without)["fc2.weight"]).abs().max() > 1e-3
+
+
 def imbalanced_index_sets(count, labels):
     """Index files of about 10:4:1, a different draw per run (tiny_data has 20 examples per class)."""
     rng = np.random.default_rng(1)
@@ -478,6 +493,47 @@ def test_a_step_of_mixed_losses_is_one_graph_and_switches_its_weights_in_place(t
     engine.loss.before_step(20)  # LDAM-DRW's switch: round(0.5 * 40)
     assert weights.data_ptr() == address and engine.loss.parameters["weights"] is weights
     assert torch.equal(weights[[0, 2]], before[[0, 2]]) and not torch.equal(weights[1], before[1])
+
+
+def test_an_augmented_step_is_one_graph_and_reads_its_crops_in_place(tmp_path):
+    """With augmentation the step reads each step's offsets and flips from static buffers, as it reads
+    its rows (``stacked_step``): still one graph, and the buffers keep their addresses."""
+    runs = specs(augment={"crop_padding": 2, "flip": True}, **SHORT)
+    batches = TensorBatches(*tiny_data(), torch.device("cpu"))
+    members = [stacked._Started(trainee, 3, batches.input_shape, batches.labels)
+               for trainee in trainees(tmp_path, runs, index_sets(len(runs), tiny_data()[1]))]
+    engine = stacked.Stacked(members, batches, torch.device("cpu"))
+    addresses = [engine.offsets.data_ptr(), engine.flips.data_ptr()]
+    engine.draw(2)
+    engine.step(0, 0, 0.01)
+    assert torch.equal(engine.offsets, engine.augment_ahead[0][0]) and torch.equal(engine.flips, engine.augment_ahead[1][0])
+    engine.step(1, 1, 0.01)
+    assert torch.equal(engine.offsets, engine.augment_ahead[0][1]) and torch.equal(engine.flips, engine.augment_ahead[1][1])
+    assert addresses == [engine.offsets.data_ptr(), engine.flips.data_ptr()]
+    torch._dynamo.reset()
+    explanation = torch._dynamo.explain(engine.step_function.run)(engine.rows, engine.lr, *engine.augmentation)
+    assert explanation.graph_break_count == 0 and explanation.graph_count == 1, explanation.break_reasons
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="inductor's CPU kernels need a C++ compiler (g++)")
+def test_a_compiled_augmented_step_trains_what_the_eager_one_does(tmp_path, float64):
+    """The step compiled after its 3 eager steps (graphs always) reads each step's crops from its
+    buffers: it trains the eager step's weights (test_capturable_step's argument: float64, 20 steps,
+    TOLERANCE); a compiled step that kept the crops of its first call would not."""
+    runs = specs(augment={"crop_padding": 2, "flip": True}, iterations=20, checkpoints=[20], resume_every=20)
+    indices = index_sets(len(runs), tiny_data()[1])
+    weights = {}
+    for graphs in ("never", "always"):
+        torch._dynamo.reset()
+        manifests = stacked.train_stacked(trainees(tmp_path / graphs, runs, indices),
+                                          TensorBatches(*tiny_data(), torch.device("cpu")), 3, device="cpu",
+                                          graphs=graphs)
+        assert manifests[0]["engine"]["compiled"] == (graphs == "always")
+        weights[graphs] = [last_weights(manifest) for manifest in manifests]
+    torch._dynamo.reset()
+    for eager, compiled in zip(weights["never"], weights["always"]):
+        for name in eager:
+            torch.testing.assert_close(compiled[name], eager[name], **TOLERANCE)
 
 
 LONG_TAIL_METHODS = {

@@ -11,6 +11,13 @@ what an uninterrupted one would with no state to save, and K stacked networks, e
 seed, each get their own. ``apply`` is one gather of the padded batch on the device, with the same
 shapes every step (a static buffer of offsets and flips serves a captured CUDA graph).
 
+In training (protocol ``augment: {crop_padding, flip}``, on only for in-memory image datasets; never
+in scoring) a run's draws come from ``run_seed``: its seed, dataset and profile, the key of its initial
+weights, so the methods of one seed see the same crops and flips at the same iteration. The engines
+draw the next steps' draws on the host beside their batch rows and upload them with the rows
+(``draw_networks``); the one-at-a-time engine augments the gathered batch before its channels-last
+conversion, the stacked step reads them from static buffers filled in place, as its rows.
+
 torchvision's transforms draw one crop per call (per batch) from PyTorch's global RNG, which is why
 this is written here; the tests check it example by example against torchvision's functional pad,
 crop and flip.
@@ -56,7 +63,40 @@ def draw_batches(run_seed: int, first_iteration: int, steps: int, batch_size: in
     same as ``steps`` single draws, however the iterations are grouped."""
     parts = [draw(iteration_rng(run_seed, first_iteration + step), batch_size, padding=padding, flip=flip)
              for step in range(steps)]
+    if not parts:  # no steps (a stop at the end of training)
+        return Draws(np.zeros((0, batch_size, 2), dtype=np.int64), np.zeros((0, batch_size), dtype=bool))
     return Draws(np.stack([part.offsets for part in parts]), np.stack([part.flips for part in parts]))
+
+
+def run_seed(run) -> int:
+    """The seed of a run's draws (a ``plan.Run``): from its seed, dataset and profile only (the key of
+    its initial weights, ``Run.init_seed``), so the methods of one seed draw alike; ``iteration_rng``'s
+    salt keeps the draws apart from every other stream of that seed."""
+    return run.init_seed()
+
+
+def draw_networks(run_seeds: list[int], first_iteration: int, steps: int, batch_size: int, *, padding: int,
+                  flip: bool) -> Draws:
+    """The draws of K networks (``run_seeds``) for ``steps`` iterations from ``first_iteration`` on,
+    (steps, K, batch_size, ...), as the stacked engine's rows are laid out: network k's are
+    ``draw_batches(run_seeds[k], ...)``."""
+    parts = [draw_batches(seed, first_iteration, steps, batch_size, padding=padding, flip=flip) for seed in run_seeds]
+    return Draws(np.stack([part.offsets for part in parts], axis=1), np.stack([part.flips for part in parts], axis=1))
+
+
+def training_settings(protocol, batches) -> dict | None:
+    """A protocol's augmentation as an engine applies it (``{"crop_padding", "flip"}``, None when off),
+    refused for batches that are not in-memory images (N, C, H, W): tables have nothing to crop, and
+    image folders crop and flip as they decode (``batches.ImageFolderBatches``)."""
+    settings = getattr(protocol, "augment", None)
+    if settings is None:
+        return None
+    if not getattr(batches, "in_memory", False) or batches.inputs.ndim != 4:
+        raise ValueError("protocol augment: random crops and flips apply to in-memory image datasets only; this "
+                         "dataset's examples are " + ("decoded from an image folder, which augments them itself"
+                                                      if not getattr(batches, "in_memory", False)
+                                                      else "rows of features") + ": set crop_padding 0 and flip false")
+    return settings
 
 
 def to_device(draws: Draws, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

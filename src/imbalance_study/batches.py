@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from . import models
+from . import augment, models
 
 
 class EpochShuffler:
@@ -77,9 +77,14 @@ class TensorBatches:
         # kernels take: on 2 CPU cores it trains LeNet-5 about 1.5x faster (scripts/benchmark.py).
         self.channels_last = self.inputs.ndim == 4
 
-    def gather(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Inputs and targets of pool rows already on the device: a batch (B,), or K runs' batches (K, B)."""
+    def gather(self, rows: torch.Tensor, offsets: torch.Tensor | None = None, flips: torch.Tensor | None = None,
+               padding: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs and targets of pool rows already on the device: a batch (B,), or K runs' batches (K, B).
+        With ``offsets`` and ``flips`` (on the device, shaped as ``rows`` plus (2,) and ()), each image is
+        cropped from its ``padding``-padded self and flipped (``augment.apply``), before the layout changes."""
         inputs = self.inputs[rows]
+        if offsets is not None:
+            inputs = augment.apply(inputs, offsets, flips, padding)
         if self.channels_last and rows.ndim == 1:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
         return inputs, self.targets[rows]

@@ -156,6 +156,7 @@ def cross_field_errors(config: dict, datasets_checked: bool = False) -> list[str
                             for error in _protocol_errors(plan.method_protocol_settings(config, dataset, name)))
     problems.extend(_profile_errors(config))
     problems.extend(_method_errors(config))
+    problems.extend(_augment_errors(config))
     return problems
 
 
@@ -267,6 +268,33 @@ def _method_errors(config: dict) -> list[str]:
             if search and search["select_on"] not in config["scoring"]["splits"]:
                 problems.append(f"scoring.splits: the learning-rate search of method '{method}' selects on the "
                                 f"{search['select_on']} split, which is not scored; add {search['select_on']}")
+    return problems
+
+
+# The sources whose examples are images held in memory: what a protocol's augment crops and flips.
+AUGMENTED_SOURCES = ("sklearn_digits", "torchvision_mnist", "torchvision_fashion_mnist", "torchvision_cifar10")
+
+
+def _augment_errors(config: dict) -> list[str]:
+    """Augmentation (a protocol's or a method's augment) only for in-memory images: a table has
+    nothing to crop, an image folder crops and flips its images itself as it decodes them."""
+    problems = []
+    for dataset in config["study"]["datasets"]:
+        spec = config["datasets"][dataset]
+        if spec["source"] in AUGMENTED_SOURCES:
+            continue
+        why = ("an image folder crops and flips as it decodes (image_size)" if spec["source"] == "image_folder"
+               else "its examples are rows of features")
+        for method in config["study"]["methods"]:
+            augment = plan.method_protocol_settings(config, dataset, method).get("augment") or {}
+            if not (augment.get("crop_padding") or augment.get("flip")):
+                continue
+            key = (f"methods.{method}.train.augment" if "augment" in config["methods"][method].get("train", {})
+                   else f"protocols.{spec['protocol']}.augment")
+            problem = (f"{key}: random crops and flips apply to in-memory image datasets only, not to dataset "
+                       f"'{dataset}' (source {spec['source']}: {why}); set crop_padding 0 and flip false")
+            if problem not in problems:
+                problems.append(problem)
     return problems
 
 

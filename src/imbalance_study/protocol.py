@@ -16,6 +16,9 @@ the first update uses 1/W of it and update W onwards all of it. This is the per-
 Goyal et al. (2017) and of Cao et al.'s LDAM-DRW code, whose per-epoch ramp ``lr * (epoch + 1) /
 W`` it meets at the last update of each warm-up epoch.
 
+Augmentation (``augment: {crop_padding, flip}``, ``augment``'s module): a protocol carries it only
+when it is on (``AugmentedProtocol``), so a protocol without it keeps the fields it had before.
+
 Kept free of PyTorch so that checking a config (which Snakemake does in every job's process) does
 not pay for importing it.
 """
@@ -37,9 +40,10 @@ class Protocol:
     """A protocol in iterations with SGD, every setting present (the schema holds the defaults).
 
     The settings added later (``optimizer``, ``betas``, ``eps``, ``epochs``, ``examples``) are
-    fields of ``ExtendedProtocol`` only: a protocol that uses none of them resolves to this class,
-    whose ``dataclasses.asdict`` (a job's params, a run's fingerprint) is what it was before they
-    existed, so runs trained then stay valid. Here they read as SGD in iterations.
+    fields of ``ExtendedProtocol`` only, ``augment`` of ``AugmentedProtocol`` only: a protocol that
+    uses none of them resolves to this class, whose ``dataclasses.asdict`` (a job's params, a run's
+    fingerprint) is what it was before they existed, so runs trained then stay valid. Here they read
+    as SGD in iterations without augmentation.
     """
 
     iterations: int
@@ -58,6 +62,7 @@ class Protocol:
     eps = None
     epochs = None
     examples = None
+    augment = None  # {"crop_padding": p, "flip": bool}, only when on (AugmentedProtocol)
 
     def __post_init__(self):
         if self.lr_policy["name"] not in LR_POLICIES:
@@ -88,12 +93,16 @@ class Protocol:
         known.update(iterations=unit.iterations, lr_policy=policy,
                      checkpoints=tuple(unit.checkpoints(settings.get("checkpoints"))))
         optimizer = settings.get("optimizer", "sgd")
-        if optimizer == "sgd" and unit.epochs is None:
+        augment = _augment(settings.get("augment"))
+        if optimizer == "sgd" and unit.epochs is None and augment is None:
             return Protocol(**known)
         adam = optimizer != "sgd"  # betas and eps mean nothing to SGD: left out, they change no run
-        return ExtendedProtocol(**known, optimizer=optimizer, betas=tuple(settings["betas"]) if adam else None,
-                                eps=settings["eps"] if adam else None, epochs=unit.epochs,
-                                examples=examples if unit.epochs is not None else None)
+        extended = dict(optimizer=optimizer, betas=tuple(settings["betas"]) if adam else None,
+                        eps=settings["eps"] if adam else None, epochs=unit.epochs,
+                        examples=examples if unit.epochs is not None else None)
+        if augment is None:  # off: the fields of before augmentation existed
+            return ExtendedProtocol(**known, **extended)
+        return AugmentedProtocol(**known, **extended, augment=augment)
 
     @classmethod
     def check(cls, settings: dict) -> None:
@@ -107,7 +116,8 @@ class Protocol:
         settings = {**settings, "checkpoints": tuple(settings["checkpoints"])}
         if "optimizer" not in settings:
             return Protocol(**settings)
-        return ExtendedProtocol(**{**settings, "betas": tuple(settings["betas"]) if settings["betas"] else None})
+        settings["betas"] = tuple(settings["betas"]) if settings["betas"] else None
+        return (AugmentedProtocol if "augment" in settings else ExtendedProtocol)(**settings)
 
     def learning_rate(self, iteration: int) -> float:
         """Caffe's policies, as functions of the number of updates already made, after the warm-up's
@@ -138,6 +148,31 @@ class ExtendedProtocol(Protocol):
     eps: float | None = None
     epochs: int | None = None
     examples: int | None = None
+
+
+@dataclass(frozen=True)
+class AugmentedProtocol(ExtendedProtocol):
+    """A protocol that augments its training batches (``augment``'s module): ``augment`` is
+    ``{"crop_padding": p, "flip": bool}``, present only when on (p > 0 or flip), so that protocols
+    without augmentation (plain or extended) keep exactly the fields, and fingerprints, of before."""
+
+    augment: dict | None = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        if set(self.augment or ()) != {"crop_padding", "flip"}:
+            raise ValueError(f"augment: {self.augment} must give crop_padding and flip")
+
+
+def _augment(settings: dict | None) -> dict | None:
+    """A protocol's ``augment`` setting as the protocol carries it: None when off (or not given)."""
+    settings = settings or {}
+    padding, flip = settings.get("crop_padding", 0), bool(settings.get("flip", False))
+    if isinstance(padding, bool) or not isinstance(padding, (int, np.integer)) or padding < 0:
+        raise ValueError(f"augment.crop_padding: {padding!r} must be a whole number of pixels, 0 or more")
+    if padding == 0 and not flip:
+        return None
+    return {"crop_padding": int(padding), "flip": flip}
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,9 @@ network (``randomness="different"``), so a run's masks depend on the runs beside
 function that CUDA graphs can capture (``stacked_step``; ``engine.graphs``). Runs of different
 losses share a bundle: each network has its own loss parameters (``losses.RunLosses``, mapped by
 vmap with it), and its own data order (``samplers``); a bundle of plain cross-entropy runs only
-computes ``nn.functional.cross_entropy`` as before.
+computes ``nn.functional.cross_entropy`` as before. With the protocol's ``augment`` on, each network's
+crops and flips are drawn on the host beside its rows, from its own run's seed (``augment``), and
+the step reads them from static buffers as it reads the rows.
 
 Each run keeps its own files in the run directory's format (``rundir``), its ``resume.pt`` in this
 engine's own layout (``engine: stacked``). Runs whose resume states stand at different iterations (a
@@ -32,7 +34,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from . import losses, rundir
+from . import augment, losses, rundir
 from .atomic import atomic_path, ensure_space
 from .batches import upload
 from .devices import resolve_device, restore_rng_states, rng_states
@@ -129,6 +131,14 @@ class Stacked:
         self.rows = torch.zeros((len(members), protocol.batch_size), dtype=torch.int64, device=device)
         self.lr = torch.zeros((), dtype=dtype, device=device)
         self.last_losses = torch.zeros(len(members), dtype=dtype, device=device)
+        # Augmentation (None: off): each network's crop offsets and flips of the step, static too.
+        self.augment = augment.training_settings(protocol, batches)
+        self.augment_seeds = [augment.run_seed(member.trainee.run) for member in members] if self.augment else []
+        self.drawn_to, self.augment_ahead, self.augmentation = members[0].iteration, None, ()
+        if self.augment:
+            self.offsets = torch.zeros((len(members), protocol.batch_size, 2), dtype=torch.int64, device=device)
+            self.flips = torch.zeros((len(members), protocol.batch_size), dtype=torch.bool, device=device)
+            self.augmentation = (self.offsets, self.flips)
         self.step_function = Step(self, graphs)
         self.computation = {"conv": conv, "compiled": self.step_function.compile}
         self.ahead, self.manifests = None, {}
@@ -139,13 +149,21 @@ class Stacked:
             member.at_stop = member.shuffler.state_dict()
         rows = np.stack([member.shuffler.next_batches(steps, batch_size) for member in self.members], axis=1)
         self.ahead = upload(rows, self.device)  # (steps, K, batch)
+        if self.augment:  # (steps, K, batch, 2) and (steps, K, batch), for iterations drawn_to onwards
+            draws = augment.draw_networks(self.augment_seeds, self.drawn_to, steps, batch_size,
+                                          padding=self.augment["crop_padding"], flip=self.augment["flip"])
+            self.augment_ahead = (upload(draws.offsets, self.device), upload(draws.flips, self.device))
+        self.drawn_to += steps
 
     def step(self, step: int, iteration: int, lr: float) -> torch.Tensor:
         """One training step of the K networks (``loop.train_loop``): ``stacked_step.train_step``."""
         self.rows.copy_(self.ahead[step], non_blocking=True)
+        if self.augment:
+            self.offsets.copy_(self.augment_ahead[0][step], non_blocking=True)
+            self.flips.copy_(self.augment_ahead[1][step], non_blocking=True)
         self.lr.fill_(lr)
         self.loss.before_step(iteration)
-        return self.step_function(self.rows, self.lr)
+        return self.step_function(self.rows, self.lr, *self.augmentation)
 
     def losses(self, inputs, targets) -> torch.Tensor:
         """The K networks' losses on their batches (K, batch, ...), under the weights ``self.parameters``."""

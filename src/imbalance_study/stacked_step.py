@@ -7,7 +7,8 @@ queued by the host: the host, not the GPU, sets the pace. Captured as a CUDA gra
 - One function, ``train_step(engine, rows, lr)``, does the whole step: the batch, the forward pass,
   the gradients and the optimiser's update. It reads a static (K, batch) buffer of pool rows
   (``Stacked.rows``: each step's indices are copied into it), the learning rate as a 0-d tensor on
-  the device (``Stacked.lr``, filled in place) and each network's loss parameters (``losses.RunLosses``:
+  the device (``Stacked.lr``, filled in place), with augmentation on each network's crop offsets and
+  flips (``Stacked.offsets``, ``Stacked.flips``, copied into as the rows) and each network's loss parameters (``losses.RunLosses``:
   deferred class weights are filled in place at their switch iteration), and writes the losses into a
   static buffer: every call reads and writes the same tensors, and nothing is read back to the host.
 - The gradients are computed functionally, ``torch.func.grad_and_value`` of the K losses' sum (each
@@ -48,10 +49,16 @@ GRAPHS = ("auto", "never", "always")
 WARMUP = 3  # eager steps before the step is compiled
 
 
-def train_step(engine, rows: torch.Tensor, lr: torch.Tensor) -> torch.Tensor:
+def train_step(engine, rows: torch.Tensor, lr: torch.Tensor, offsets: torch.Tensor | None = None,
+               flips: torch.Tensor | None = None) -> torch.Tensor:
     """One training step of ``engine``'s K networks (a ``stacked.Stacked``) on the pool rows ``rows``
-    (K, batch) at learning rate ``lr`` (0-d, on the device); returns the K losses (``engine.last_losses``)."""
-    inputs, targets = engine.batches.gather(rows)
+    (K, batch) at learning rate ``lr`` (0-d, on the device); returns the K losses (``engine.last_losses``).
+    ``offsets`` (K, batch, 2) and ``flips`` (K, batch): the batches' crops and flips, when the protocol
+    augments (``augment.apply``, padding ``engine.augment["crop_padding"]``)."""
+    if offsets is None:
+        inputs, targets = engine.batches.gather(rows)
+    else:
+        inputs, targets = engine.batches.gather(rows, offsets, flips, engine.augment["crop_padding"])
 
     def summed(trainable: dict):
         with engine.weights(trainable), autocast(engine.device, engine.protocol.precision, cache=False):
@@ -88,18 +95,18 @@ class Step:
     def __init__(self, engine, graphs: str):
         self.engine, self.compile, self.steps, self.compiled = engine, compiles(graphs, engine.device), 0, None
 
-    def run(self, rows: torch.Tensor, lr: torch.Tensor) -> torch.Tensor:
-        return train_step(self.engine, rows, lr)
+    def run(self, rows: torch.Tensor, lr: torch.Tensor, *augmentation: torch.Tensor) -> torch.Tensor:
+        return train_step(self.engine, rows, lr, *augmentation)
 
-    def __call__(self, rows: torch.Tensor, lr: torch.Tensor) -> torch.Tensor:
+    def __call__(self, rows: torch.Tensor, lr: torch.Tensor, *augmentation: torch.Tensor) -> torch.Tensor:
         if self.compile and self.compiled is None and self.steps >= WARMUP:
             self.compiled = self._compiled()
         self.steps += 1
         if self.compiled is None:
-            return self.run(rows, lr)
+            return self.run(rows, lr, *augmentation)
         if self.engine.device.type == "cuda":
             torch.compiler.cudagraph_mark_step_begin()  # the last step's outputs are not read again
-        return self.compiled(rows, lr)
+        return self.compiled(rows, lr, *augmentation)
 
     def _compiled(self):
         engine, cuda = self.engine, self.engine.device.type == "cuda"
@@ -107,7 +114,7 @@ class Step:
         # instead of copying them into the graph's own inputs at every replay.
         for tensor in (*engine.parameters.values(), *engine.buffers.values(), *engine.velocities, engine.rows,
                        engine.lr, engine.last_losses, engine.batches.inputs, engine.batches.targets,
-                       *engine.loss.parameters.values()):
+                       *engine.augmentation, *engine.loss.parameters.values()):
             torch._dynamo.mark_static_address(tensor)
         log.info("compiling the step of %d stacked networks (%s) after %d eager steps", len(engine.members),
                  "CUDA graphs" if cuda else "no CUDA graphs on the CPU", self.steps)

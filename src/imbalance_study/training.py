@@ -5,6 +5,8 @@ decoded per batch on the host (``batches.ImageFolderBatches``). The course of tr
 ``loop.train_loop``'s; this engine supplies the network's step and writes its state in the run
 directory's format (``rundir``), resumable bit for bit on the CPU. The run's loss is ``losses``'
 (plain cross-entropy is ``nn.functional.cross_entropy`` itself), its data order ``samplers``'.
+With the protocol's ``augment`` on, each gathered batch is cropped and flipped by the run's draws for
+its iteration (``augment``: from the run's seed and the iteration, so a resumed run draws the same).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import rundir
+from . import augment, rundir
 from .batches import upload
 from .devices import autocast, resolve_device, restore_rng_states, rng_states
 from .loop import FRESH, Trainee, train_loop
@@ -41,6 +43,8 @@ class OneAtATime:
         if trained is not None:
             parameters = freeze_all_but(model, trained)
         self.model = model
+        self.augment = augment.training_settings(trainee.run.protocol, batches)  # None: off
+        self.augment_seed = augment.run_seed(trainee.run) if self.augment else None
         self.optimizer = make_optimizer(trainee.run.protocol, parameters)
         self.shuffler = data_order(trainee, batches.labels)
         self.loss = RunLosses([trainee.run.method.loss], [trainee.class_counts], n_classes,
@@ -52,6 +56,8 @@ class OneAtATime:
             restore_rng_states(state["torch_rng"], device)
             self.iteration, self.seconds, self.divergence = state["iteration"], state["seconds"], [state["divergence"]]
         self.loss.start_at(self.iteration)
+        self.drawn_to = self.iteration  # the iteration the next draw starts at
+        self.augment_ahead = None
         model.train()
         if trained is not None:
             # Frozen layers keep their first-phase normalisation statistics too.
@@ -62,10 +68,19 @@ class OneAtATime:
 
     def draw(self, steps: int) -> None:
         self.at_stop = self.shuffler.state_dict()
+        batch_size = self.trainee.run.protocol.batch_size
         if self.batches.in_memory:
-            self.ahead = upload(self.shuffler.next_batches(steps, self.trainee.run.protocol.batch_size), self.device)
+            self.ahead = upload(self.shuffler.next_batches(steps, batch_size), self.device)
+        if self.augment:
+            draws = augment.draw_batches(self.augment_seed, self.drawn_to, steps, batch_size,
+                                         padding=self.augment["crop_padding"], flip=self.augment["flip"])
+            self.augment_ahead = (upload(draws.offsets, self.device), upload(draws.flips, self.device))
+        self.drawn_to += steps
 
     def batch(self, step: int, iteration: int):
+        if self.augment:
+            offsets, flips = self.augment_ahead
+            return self.batches.gather(self.ahead[step], offsets[step], flips[step], self.augment["crop_padding"])
         if self.batches.in_memory:
             return self.batches.gather(self.ahead[step])
         return self.batches(self.shuffler.next_batch(self.trainee.run.protocol.batch_size), iteration)

@@ -79,6 +79,12 @@ def drawn_figures():
     return targets
 
 
+def comparison_page():
+    """The comparison's page, for rule all, when the study draws the comparison (drawn_figures)."""
+    drawn = "comparison" in FIGURES and FIGURES["comparison"].runs
+    return [plan.FIGURE.format(figure="comparison", extension="html")] if drawn else []
+
+
 def visible_gpus():
     """How many NVIDIA GPUs this machine, where Snakemake plans the jobs, shows to CUDA, without
     importing PyTorch (seconds per Snakemake call): the GPUs `nvidia-smi -L` lists (it comes with

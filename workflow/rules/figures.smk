@@ -83,9 +83,3 @@ rule comparison:
         "../../envs/analysis.yaml"
     script:
         "../../scripts/plot_figure.py"
-
-
-def comparison_page():
-    """The comparison's page, for rule all, when the study draws the comparison (drawn_figures)."""
-    drawn = "comparison" in FIGURES and FIGURES["comparison"].runs
-    return [plan.FIGURE.format(figure="comparison", extension="html")] if drawn else []
