@@ -19,7 +19,7 @@ def test_the_shipped_config_is_valid_and_gets_defaults():
     study_config.validate(config, SCHEMA)
     assert config["datasets"]["digits"]["seed"] == 0
     assert config["methods"]["over"]["ratio"] == 1
-    assert len(plan.resolve(config).runs) == 3 * 3 * 2 * 3
+    assert len(plan.resolve(config).runs) == 3 * 3 * 2 * 10  # profiles x seeds x methods
 
 
 def test_the_mnist_config_layered_over_the_default_is_valid():
@@ -67,7 +67,7 @@ MALFORMED = [
     ("methods.over.sampler", "smote", "methods.over.sampler: 'smote' is not one of"),
     ("methods.over.ratio", 0.5, "methods.over.ratio: 0.5 is less than the minimum of 1"),
     ("methods.over.train", {"checkpoints": [99999]}, "methods.over.train: checkpoints [99999] lie outside"),
-    ("study.methods", ["baseline", "focal"], "study.methods[1]: 'focal' is not among methods"),
+    ("study.methods", ["baseline", "smote"], "study.methods[1]: 'smote' is not among methods"),
     ("study.datasets", ["cifar10"], "study.datasets[0]: 'cifar10' is not among datasets"),
     ("study.seeds", [1, 1], "study.seeds: [1, 1] has non-unique elements"),
     ("study.profiles.step.mu", [0.25], "study.profiles.step.mu[0]: mu=0.25 times 10 classes is 2.5"),
@@ -75,7 +75,7 @@ MALFORMED = [
     ("study.profiles.step.mu", [1.5], "study.profiles.step.mu[0]: 1.5 is greater than the maximum of 1"),
     ("study.profiles", {}, "study.profiles: {} should be non-empty"),
     ("device", "tpu", "device: 'tpu' does not match"),
-    ("figures.fig3.methods", ["focal"], "figures.fig3.methods[0]: 'focal' is not among study.methods"),
+    ("figures.fig3.methods", ["smote"], "figures.fig3.methods[0]: 'smote' is not among study.methods"),
     ("study.typo", 1, "study: Additional properties are not allowed ('typo' was unexpected)"),
     ("methods.baseline", {"two_phase": {"from": "smote"}}, "methods.baseline.two_phase.from: 'smote' is not among"),
     ("methods.baseline", {"two_phase": {"from": "baseline"}},

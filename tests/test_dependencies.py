@@ -205,6 +205,7 @@ PROTOCOL_CHANGES = {
     "lr_policy.power": {"name": "inv", "gamma": 0.001, "power": 0.5},
     "lr_policy.steps": {"name": "multistep", "steps": [10]},
     "lr_policy.warmup": {"name": "inv", "gamma": 0.001, "power": 0.75, "warmup": 5}, "optimizer": "adamw",
+    "augment.crop_padding": {"crop_padding": 1}, "augment.flip": {"flip": True},
 }
 
 
@@ -353,6 +354,9 @@ EFFECTS: dict[str, Effect] = {
     "study.profiles.exponential.seeds": Effect(setting("study.profiles.exponential", {"rho": [5], "seeds": [2]}),
                                                lambda dag: new_cell("exponential-rho5") | {AGGREGATE}
                                                | every_figure(dag)),
+    # The data's own counts (here the balanced pool as it is): a new set, its own seeds named in every caption.
+    "study.profiles.natural.seeds": Effect(setting("study.profiles.natural", {"seeds": [2]}),
+                                           lambda dag: new_cell("natural") | {AGGREGATE} | every_figure(dag)),
     # With one seed its set is drawn with its own seed either way (tests/test_paper_grids.py shows two
     # repeats sharing their files); the captions say what a repeat changes.
     "study.repeats": Effect(setting("study.repeats", "same_data"), every_figure),

@@ -35,7 +35,9 @@ TRAIN = textwrap.dedent("""
         "lr_policy": {"name": "inv", "gamma": 1e-3, "power": 0.75}, "checkpoints": [750, 1500],
         "resume_every": 25,
         # Adam: its moments and shared step count are part of the resume state.
-        **({"optimizer": "adam", "betas": [0.9, 0.999], "eps": 1e-8, "lr": 0.001} if sys.argv[3] == "adam" else {})})
+        **({"optimizer": "adam", "betas": [0.9, 0.999], "eps": 1e-8, "lr": 0.001} if sys.argv[3] == "adam" else {}),
+        # Random crops and flips: drawn from the run's seed and the iteration, nothing saved.
+        **({"augment": {"crop_padding": 2, "flip": True}} if sys.argv[3] == "augmented" else {})})
     plain = plan.Method(name="over", variant="over", sampler="none", ratio=1.0, index=IMBALANCED,
                         protocol=protocol, base_lr=0.02)
     method, indices = plain, np.arange(90)
@@ -58,10 +60,11 @@ TRAIN = textwrap.dedent("""
 
 
 @pytest.fixture(params=[("one_at_a_time", "plain"), ("stacked", "plain"), ("one_at_a_time", "long_tail"),
-                        ("stacked", "long_tail"), ("one_at_a_time", "adam"), ("stacked", "adam")], ids="-".join)
+                        ("stacked", "long_tail"), ("one_at_a_time", "adam"), ("stacked", "adam"),
+                        ("one_at_a_time", "augmented"), ("stacked", "augmented")], ids="-".join)
 def engine(request):
-    """The engine, and the run: the paper's method, LDAM-DRW on class-balanced batches, or the
-    paper's method trained with Adam."""
+    """The engine, and the run: the paper's method, LDAM-DRW on class-balanced batches, the paper's
+    method trained with Adam, or with random crops and flips."""
     return request.param
 
 

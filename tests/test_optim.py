@@ -20,7 +20,7 @@ from imbalance_study import config as config_module
 from imbalance_study import stacked
 from imbalance_study.optim import (adam_update_, make_optimizer, network_state, restore_stacked_state,
                                    saved_network_state, stacked_state, state_tensors, update_)
-from imbalance_study.protocol import ExtendedProtocol, Protocol
+from imbalance_study.protocol import AugmentedProtocol, ExtendedProtocol, Protocol
 
 from .test_stacked import at_once, index_sets, interrupted_at_once, last_weights, one_at_a_time, specs
 from .test_training import tiny_data
@@ -72,6 +72,53 @@ def test_adam_and_epochs_enter_the_fingerprint_only_where_they_are_used():
     assert Protocol.from_dict({**fields, "betas": [0.9, 0.999], "checkpoints": list(fields["checkpoints"])}) == adam
     # SGD ignores Adam's settings: changing them changes no SGD run.
     assert Protocol.from_config(settings(betas=[0.5, 0.5], eps=1.0)) == Protocol.from_config(settings())
+
+
+def test_augmentation_enters_the_fingerprint_only_when_on():
+    """augment off (the schema's defaults, crop_padding 0 and flip false) leaves a protocol exactly as
+    before augmentation existed, plain or extended; on, it is carried as given."""
+    before = Protocol.from_config(settings())
+    off = Protocol.from_config(settings(augment={"crop_padding": 0, "flip": False}))
+    assert type(off) is Protocol and off == before and dataclasses.asdict(off) == dataclasses.asdict(before)
+    adam_off = Protocol.from_config(settings(**ADAM, augment={"crop_padding": 0, "flip": False}))
+    assert type(adam_off) is ExtendedProtocol and "augment" not in dataclasses.asdict(adam_off)
+    assert dataclasses.asdict(adam_off) == dataclasses.asdict(Protocol.from_config(settings(**ADAM)))
+    on = Protocol.from_config(settings(augment={"crop_padding": 4, "flip": True}))
+    fields = dataclasses.asdict(on)
+    assert isinstance(on, AugmentedProtocol) and fields["augment"] == {"crop_padding": 4, "flip": True}
+    assert {key: fields[key] for key in dataclasses.asdict(before)} == dataclasses.asdict(before)
+    assert Protocol.from_dict({**fields, "checkpoints": list(fields["checkpoints"])}) == on  # a job's params
+    flip_only = Protocol.from_config(settings(augment={"crop_padding": 0, "flip": True}))
+    assert flip_only.augment == {"crop_padding": 0, "flip": True} and flip_only != on
+    with pytest.raises(ValueError, match="augment.crop_padding: -1"):
+        Protocol.from_config(settings(augment={"crop_padding": -1, "flip": False}))
+
+
+def augmented_study(source="sklearn_digits", **protocol):
+    spec = {"source": source, "train_per_class": 30, "test_per_class": 10, "model": "digits_cnn", "protocol": "aug"}
+    if source == "sklearn_breast_cancer":
+        spec.update(train_per_class=100, model="mlp")
+    return {"datasets": {"data": spec},
+            "protocols": {"aug": {"iterations": 20, "batch_size": 8, "lr": 0.01, **protocol}},
+            "methods": {"baseline": {"sampler": "none"}, "over": {"sampler": "over"}},
+            "study": {"datasets": ["data"], "seeds": [1], "methods": ["baseline", "over"],
+                      "profiles": {"step": {"mu": [0.5], "rho": [2]}}}}
+
+
+def test_the_config_check_fills_augments_defaults_and_refuses_it_for_tables():
+    study = augmented_study()
+    config_module.validate(study)
+    assert study["protocols"]["aug"]["augment"] == {"crop_padding": 0, "flip": False}
+    config_module.validate(augmented_study(augment={"crop_padding": 2, "flip": True}))
+    with pytest.raises(config_module.ConfigError, match=r"protocols.aug.augment: random crops and flips apply to "
+                                                        r"in-memory image datasets only, not to dataset 'data' "
+                                                        r"\(source sklearn_breast_cancer: its examples are rows"):
+        config_module.validate(augmented_study("sklearn_breast_cancer", augment={"crop_padding": 0, "flip": True}))
+    table = augmented_study("sklearn_breast_cancer")
+    table["methods"]["over"]["train"] = {"augment": {"crop_padding": 1}}
+    with pytest.raises(config_module.ConfigError, match=r"methods.over.train.augment: random crops") as error:
+        config_module.validate(table)
+    assert "protocols.aug.augment" not in str(error.value)
 
 
 def test_an_epoch_protocol_resolves_with_the_training_sets_size():

@@ -19,10 +19,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def write_97_3(path: Path, rows: int = 1000, seed: int = 0) -> Path:
-    """A 97/3 table: numeric features whose means depend on the class, and one text column."""
+    """A 97/3 table (exactly 3% positives): numeric features whose means depend on the class, and one
+    text column."""
     rng = np.random.default_rng(seed)
-    labels = (rng.random(rows) < 0.03).astype(int)
-    labels[:20] = 1  # at least 20 positives, whatever the draw
+    labels = np.zeros(rows, dtype=int)
+    labels[rng.choice(rows, rows * 3 // 100, replace=False)] = 1
     features = rng.normal(size=(rows, 5)) + labels[:, None] * np.array([1.5, -1.0, 0.5, 0.0, 0.0])
     table = pd.DataFrame(features, columns=[f"x{i}" for i in range(5)])
     table["site"] = rng.choice(["north", "south"], rows)
@@ -110,11 +111,9 @@ def test_a_97_3_csv_runs_end_to_end_from_the_short_command(tmp_path):
     methods = yaml.safe_load((REPO / "configs" / "your_data.yaml").read_text())["study"]["methods"]
     assert set(table["method"]) == set(methods)
     assert set(table["profile"]) == {"natural"} and set(table["test_set"]) == {"stratified"}
-    # The natural ratio of the training part (the stratified test set keeps the same ratio).
-    assert table["rho"].between(20, 60).all() and (table["rho"] == table["realised_rho"]).all()
-    test_labels = pd.read_csv(tmp_path / "patients.csv")["outcome"]
-    assert set(table["training_examples"]) == {int(round(0.8 * len(test_labels)))} or \
-        abs(table["training_examples"].iloc[0] - 0.8 * len(test_labels)) <= 2
+    # The natural ratio 97/3 in the training part: a stratified 20% test set leaves 776 / 24 of 970 / 30.
+    assert set(table["rho"]) == {776 / 24} and (table["rho"] == table["realised_rho"]).all()
+    assert set(table["training_examples"]) == {800}
     for figure in ("fig8", "dynamics", "comparison"):
         assert (tmp_path / "figures" / f"{figure}.pdf").read_bytes().startswith(b"%PDF")
     page = (tmp_path / "figures" / "comparison.html").read_text()
