@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.lines import Line2D
+from matplotlib.ticker import NullFormatter
 
 from ..atomic import atomic_path
 from .registry import _takes_settings
@@ -51,6 +52,8 @@ def _iteration_axis(axis, iterations) -> None:
     positive = iterations[iterations > 0]
     if len(positive) and positive.max() / positive.min() > 50:
         axis.set_xscale("log")
+        # Over less than two decades matplotlib labels minor ticks too, and their labels run together.
+        axis.xaxis.set_minor_formatter(NullFormatter())
         axis.set_xlabel("Iteration (log scale)")
     else:
         axis.set_xlabel("Iteration")
