@@ -319,7 +319,9 @@ EFFECTS: dict[str, Effect] = {
                                                                   "model": "mlp", "protocol": "tiny"}),
                                       setting("study.datasets", ["digits", "cancer"])),
                              lambda dag: {Job("prepare_dataset", "results/datasets/cancer.h5")} | new_cell(STEP, "cancer")
-                             | new_cell(LINEAR, "cancer") | {AGGREGATE} | every_figure(dag)),
+                             | new_cell(LINEAR, "cancer") | {AGGREGATE}
+                             # published draws only the dataset that claims CIFAR-10-LT (digits), not cancer
+                             | (every_figure(dag) - dag.select("figure", "figures/published."))),
     # A second seed: every job of the grid now holds two runs.
     "study.seeds": Effect(setting("study.seeds", [1, 2]), lambda dag: renamed(index_files(dag), "-1runs", "-2runs")),
     # Without the second phase: every figure but fig7 (which never draws second phases) loses runs.
@@ -330,13 +332,13 @@ EFFECTS: dict[str, Effect] = {
     # middle of two); fig5 draws linear profiles.
     "study.profiles.step.mu": Effect(setting("study.profiles.step.mu", [0.5, 0.2]),
                                      lambda dag: new_cell("step-mu0.2-rho5") | {AGGREGATE}
-                                     | {job for name in ("fig3", "fig4", "fig6", "fig7", "table4", "comparison")
+                                     | {job for name in ("fig3", "fig4", "fig6", "fig7", "table4", "comparison", "published")
                                         for job in figure(name)(dag)}),
     # A smaller rho: the figures of step profiles (fig3, fig4, fig6, table4) and fig7's caption, which
     # names the step grid; fig8 and dynamics keep the middle of the grid (rho 5, the upper middle of two).
     "study.profiles.step.rho": Effect(setting("study.profiles.step.rho", [5, 2]),
                                       lambda dag: new_cell("step-mu0.5-rho2") | {AGGREGATE}
-                                      | {job for name in ("fig3", "fig4", "fig6", "fig7", "table4", "comparison")
+                                      | {job for name in ("fig3", "fig4", "fig6", "fig7", "table4", "comparison", "published")
                                          for job in figure(name)(dag)}),
     # A grid's own seeds: its set is drawn for them, and every caption says the study's seeds hold
     # only where a grid names none.
@@ -344,13 +346,13 @@ EFFECTS: dict[str, Effect] = {
                                         lambda dag: dag.downstream(dag.select("indices", STEP)) | every_figure(dag)),
     "study.profiles.linear.rho": Effect(setting("study.profiles.linear.rho", [5, 2]),
                                         lambda dag: new_cell("linear-rho2") | {AGGREGATE} | figure("fig5")(dag)
-                                        | figure("comparison")(dag)),
+                                        | figure("comparison")(dag) | figure("published")(dag)),
     "study.profiles.linear.seeds": Effect(setting("study.profiles.linear.seeds", [2]),
                                           lambda dag: dag.downstream(dag.select("indices", LINEAR)) | every_figure(dag)),
     # An exponential profile: only the comparison, of every profile, draws one (fig5 draws linear ones).
     "study.profiles.exponential.rho": Effect(setting("study.profiles.exponential", {"rho": [5]}),
                                              lambda dag: new_cell("exponential-rho5") | {AGGREGATE}
-                                             | figure("comparison")(dag)),
+                                             | figure("comparison")(dag) | figure("published")(dag)),
     "study.profiles.exponential.seeds": Effect(setting("study.profiles.exponential", {"rho": [5], "seeds": [2]}),
                                                lambda dag: new_cell("exponential-rho5") | {AGGREGATE}
                                                | every_figure(dag)),
