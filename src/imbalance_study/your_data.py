@@ -17,6 +17,7 @@ import yaml
 
 SHORT_FORM = "configs/your_data.yaml"
 TEMPLATE_DATASET = "your_data"
+STUDY_KEYS = ("datasets", "protocols", "methods", "study", "figures")  # the short form's own, replacing the default's
 
 
 class ShortFormError(ValueError):
@@ -46,7 +47,6 @@ def expand_short_form(config: dict, basedir: str | Path) -> None:
     study["datasets"] = {name: dataset}
     study["study"]["datasets"] = [name]
     # Settings given beside data= (device, engine, scoring) still apply; the study is the short form's.
-    for key in ("datasets", "protocols", "methods", "study", "figures"):
+    for key in STUDY_KEYS:
         config.pop(key, None)
-    config.update({key: value for key, value in study.items() if key not in config or key in
-                   ("datasets", "protocols", "methods", "study", "figures")})
+    config.update({key: value for key, value in study.items() if key not in config})
