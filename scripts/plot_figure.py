@@ -10,7 +10,7 @@ import _src  # noqa: F401  (puts src/ on sys.path)
 
 import json
 
-from imbalance_study import figures, logs, selection
+from imbalance_study import early_stopping, figures, logs, selection
 from imbalance_study.provenance import PLOTTING, software_versions
 
 log = logs.to_file(snakemake.log[0])
@@ -19,8 +19,9 @@ plot = figures.FIGURES[params.figure]
 # What made the figure, in its PDF's metadata: its settings and the software.
 figures.PDF_METADATA.update(figures.provenance_metadata({params.figure: params.settings},
                                                        software_versions(PLOTTING)))
-# Per-run score files are written before any learning-rate search is decided.
-table = selection.mark_selected(figures.load_scores(snakemake.input.scores))
+# Per-run score files are written before early stopping and any learning-rate search are decided.
+table = early_stopping.mark_stops(figures.load_scores(snakemake.input.scores), params.early_stopping)
+table = selection.mark_selected(table)
 table = figures.only_runs(table, params.runs)  # a bundle's score file may hold runs the figure leaves out
 plot(table, snakemake.output.pdf, snakemake.output.csv, **params.settings)
 log.info("drew %s (%s, %s) from %d score rows with settings %s", params.figure, snakemake.output.pdf,

@@ -425,7 +425,8 @@ def fake_rule(tmp_path, table, name, settings, runs=None):
     runs = runs if runs is not None else table[["dataset", "profile", "seed", "variant"]].drop_duplicates()
     return SimpleNamespace(input=SimpleNamespace(scores=[str(tmp_path / "scores.csv")]),
                            output=SimpleNamespace(pdf=str(tmp_path / f"{name}.pdf"), csv=str(tmp_path / f"{name}.csv")),
-                           params=SimpleNamespace(figure=name, settings=settings, runs=runs.values.tolist()),
+                           params=SimpleNamespace(figure=name, settings=settings, runs=runs.values.tolist(),
+                                                  early_stopping={"enabled": False}),
                            log=[str(tmp_path / f"{name}.log")])
 
 

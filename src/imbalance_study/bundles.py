@@ -45,14 +45,17 @@ def _inherit_divergence(trainee, device) -> dict:
                                            f"({first['reason']})"})
 
 
-def set_identity(run, counts: np.ndarray, dataset) -> dict:
+def set_identity(run, counts: np.ndarray, dataset, trained_examples: int) -> dict:
     """The identity columns that only the drawn set tells: its realised imbalance ratio (largest over
-    smallest class), its size, and how the test set was drawn. A natural profile's rho and number of
-    minority classes are the data's own."""
+    smallest class), its size, and how the test set was drawn; the size of an epoch (the set as
+    sampled, ``trained_examples``, in batches of the protocol's size), for early stopping's epoch. A
+    natural profile's rho and number of minority classes are the data's own."""
     from .imbalance import NATURAL, minority_mask
 
     realised = float(counts.max() / max(counts.min(), 1))
-    columns = {"realised_rho": realised, "training_examples": int(counts.sum()), "test_set": dataset.test_set}
+    columns = {"realised_rho": realised, "training_examples": int(counts.sum()), "test_set": dataset.test_set,
+               "epoch_examples": int(run.protocol.examples or trained_examples),
+               "batch_size": int(run.protocol.batch_size)}
     if run.profile.kind == NATURAL:
         columns.update(rho=realised, n_minority=int(minority_mask(counts).sum()))
     return columns
@@ -215,7 +218,8 @@ def _run_bundle(members: list[dict], dataset_path: str, indices_path: str, score
     rows = []
     for trainee, manifest, imbalanced_set in zip(trainees, manifests, imbalanced_sets):
         diverged = manifest.get("diverged")  # (absent from the manifests of earlier versions)
-        identity = {**trainee.run.identity(dataset.n_classes), **set_identity(trainee.run, trainee.class_counts, dataset),
+        identity = {**trainee.run.identity(dataset.n_classes),
+                    **set_identity(trainee.run, trainee.class_counts, dataset, len(trainee.indices)),
                     "diverged_at": diverged and diverged["iteration"]}
         if diverged:
             # Its scores before it diverged are kept, marked; this row says when, even with none before.

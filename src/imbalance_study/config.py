@@ -157,6 +157,22 @@ def cross_field_errors(config: dict, datasets_checked: bool = False) -> list[str
     problems.extend(_profile_errors(config))
     problems.extend(_method_errors(config))
     problems.extend(_augment_errors(config))
+    problems.extend(_early_stopping_errors(config))
+    return problems
+
+
+def _early_stopping_errors(config: dict) -> list[str]:
+    """Early stopping watches the validation split: every dataset must hold one out, and score it."""
+    if not config["early_stopping"]["enabled"]:
+        return []
+    problems = [f"datasets.{dataset}: early_stopping watches the validation split; hold one out "
+                f"(validation_per_class > 0, or validation_fraction > 0 for a stratified design)"
+                for dataset in config["study"]["datasets"]
+                if not (config["datasets"][dataset]["validation_per_class"]
+                        or config["datasets"][dataset].get("validation_fraction"))]
+    if "validation" not in config["scoring"]["splits"]:
+        problems.append("scoring.splits: early_stopping watches the validation split, which is not scored; "
+                        "add validation")
     return problems
 
 

@@ -21,7 +21,8 @@ class SelectionError(ValueError):
 def mark_selected(table: pd.DataFrame) -> pd.DataFrame:
     """Set ``selected`` for the runs of learning-rate searches: one best run per (dataset, profile, method).
 
-    A run is judged by its ``select_metric`` on its ``select_on`` split at its last checkpoint,
+    A run is judged by its ``select_metric`` on its ``select_on`` split at the checkpoint it reports
+    (``reported_at``, from ``early_stopping.mark_stops``: its last without early stopping),
     overall and on its plain outputs (not thresholded: tau 0, as every logit-adjusted row is
     thresholded, see ``metrics``). A run that diverged (``diverged_at``) is never selected, in a
     search or outside one: its scores are not a result. Runs outside any search keep ``selected`` as
@@ -35,7 +36,8 @@ def mark_selected(table: pd.DataFrame) -> pd.DataFrame:
     if searched.empty:
         table["selected"] = table["selected"].astype(str).str.lower().eq("true")
         return table
-    last = searched.groupby(RUN_COLUMNS)["iteration"].transform("max")
+    last = (searched["reported_at"] if "reported_at" in searched.columns
+            else searched.groupby(RUN_COLUMNS)["iteration"].transform("max"))
     judged = searched[(searched["iteration"] == last) & (searched["split"] == searched["select_on"])
                       & (searched["metric"] == searched["select_metric"]) & (searched["group"] == "all")
                       & ~searched["thresholded"].astype(str).str.lower().eq("true")]

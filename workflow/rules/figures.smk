@@ -3,6 +3,8 @@ rule aggregate_scores:
         scores=[bundle.path(plan.BUNDLE_SCORES) for bundle in STUDY.bundles],
     output:
         table=report(plan.SCORES, caption="../report/scores.rst", category="Scores"),
+    params:
+        early_stopping=config["early_stopping"],
     log:
         "logs/aggregate_scores.log",
     conda:
@@ -46,6 +48,7 @@ rule figure:
         settings=lambda wildcards: figure_of(wildcards).settings,
         runs=lambda wildcards: figure_of(wildcards).run_keys,
         caption=lambda wildcards: figure_of(wildcards).caption,
+        early_stopping=config["early_stopping"],
     log:
         "logs/figures/{figure}.log",
     conda:
@@ -77,6 +80,7 @@ rule comparison:
         settings=lambda wildcards: figure_of(wildcards).settings,
         runs=lambda wildcards: figure_of(wildcards).run_keys,
         caption=lambda wildcards: figure_of(wildcards).caption,
+        early_stopping=config["early_stopping"],
     log:
         "logs/figures/{figure}.log",
     conda:

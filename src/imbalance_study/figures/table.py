@@ -5,8 +5,8 @@ any that lacks a column of the contract; ``normalize_scores`` reads booleans fro
 numbers as numbers. The figures draw from the rows ``_scores`` chooses (selected runs, the paper's
 variants: ``at_taus``, one metric, overall scores: group all, class -1), narrowed step by step by
 ``_keep`` so that an empty result raises ``ScoreTableError`` naming the figure and the selection
-that came out empty; ``_at_checkpoint`` keeps each run's last checkpoint (or a named one) and
-``summarize`` gives mean, sd and n per group.
+that came out empty; ``_at_checkpoint`` keeps the checkpoint each run reports (its last, or the one
+early stopping chose) or a named one, and ``summarize`` gives mean, sd and n per group.
 """
 
 from __future__ import annotations
@@ -222,10 +222,12 @@ def _scores(table: pd.DataFrame, figure: str, metric: str, *, splits=("test",), 
 
 
 def _at_checkpoint(rows: pd.DataFrame, figure: str, iteration: int | None) -> pd.DataFrame:
-    """Each run's last checkpoint, or the named one."""
+    """The checkpoint each run reports (``reported_at``: its last, or where early stopping chose), or
+    the named one."""
     if iteration is None:
         last = rows.groupby(list(RUN_COLUMNS), dropna=False)["iteration"].transform("max")
-        return rows[rows["iteration"] == last]
+        reported = pd.to_numeric(rows["reported_at"]).fillna(last) if "reported_at" in rows.columns else last
+        return rows[rows["iteration"] == reported]
     chosen = rows[rows["iteration"] == iteration]
     if chosen.empty:
         raise ScoreTableError(f"{figure}: no scores at iteration {iteration}; checkpoints are "
@@ -235,7 +237,7 @@ def _at_checkpoint(rows: pd.DataFrame, figure: str, iteration: int | None) -> pd
 
 def final_scores(table: pd.DataFrame, metric: str, iteration: int | None = None, *, split: str = "test",
                  thresholded: bool | None = False, figure: str = "scores") -> pd.DataFrame:
-    """Selected overall scores of one split at the chosen checkpoint (the last of each run by default)."""
+    """Selected overall scores of one split at the chosen checkpoint (the one each run reports by default)."""
     return _at_checkpoint(_scores(table, figure, metric, splits=(split,), thresholded=thresholded),
                           figure, iteration)
 
