@@ -15,6 +15,7 @@ import jsonschema
 import yaml
 
 from . import imbalance, plan, source_facts
+from .method import method_protocol_settings, searched, variant_name
 from .protocol import Protocol
 from .source_facts import ALWAYS_POOLED, NATURAL, REQUIRED_KEYS, SOURCE_FACTS, design_errors, n_classes_of, test_kind
 
@@ -153,7 +154,7 @@ def cross_field_errors(config: dict, datasets_checked: bool = False) -> list[str
     for name in methods:
         for dataset in study["datasets"]:
             problems.extend(f"methods.{name}.train: {error}"
-                            for error in _protocol_errors(plan.method_protocol_settings(config, dataset, name)))
+                            for error in _protocol_errors(method_protocol_settings(config, dataset, name)))
     problems.extend(_profile_errors(config))
     problems.extend(_method_errors(config))
     problems.extend(_augment_errors(config))
@@ -264,17 +265,17 @@ def _method_errors(config: dict) -> list[str]:
                 problems.append(f"methods.{name}.two_phase.layers: model {spec['model']} of dataset '{dataset}' "
                                 f"has no layer {', '.join(unknown)}; its layers are {', '.join(known)}")
         for dataset in (study["datasets"] if name in study["methods"] else []):
-            trained, needed = (plan.searched(config, dataset, method) for method in (source, name))
-            trained = [plan.variant_name(source, lr) for lr in (trained["values"] if trained else [None])]
-            missing = [plan.variant_name(source, lr) for lr in (needed["values"] if needed else [None])
-                       if plan.variant_name(source, lr) not in trained]
+            trained, needed = (searched(config, dataset, method) for method in (source, name))
+            trained = [variant_name(source, lr) for lr in (trained["values"] if trained else [None])]
+            missing = [variant_name(source, lr) for lr in (needed["values"] if needed else [None])
+                       if variant_name(source, lr) not in trained]
             if missing:
                 problems.append(f"methods.{name}.two_phase.from: '{name}' starts from runs {missing} on dataset "
                                 f"'{dataset}', which '{source}' does not train ({trained}); give both "
                                 f"methods the same lr_search")
     for dataset in study["datasets"]:
         for method in study["methods"]:
-            search = plan.searched(config, dataset, method)
+            search = searched(config, dataset, method)
             spec = config["datasets"][dataset]
             if search and search["select_on"] == "validation" and not (spec["validation_per_class"]
                                                                        or spec.get("validation_fraction")):
@@ -302,7 +303,7 @@ def _augment_errors(config: dict) -> list[str]:
         why = ("an image folder crops and flips as it decodes (image_size)" if spec["source"] == "image_folder"
                else "its examples are rows of features")
         for method in config["study"]["methods"]:
-            augment = plan.method_protocol_settings(config, dataset, method).get("augment") or {}
+            augment = method_protocol_settings(config, dataset, method).get("augment") or {}
             if not (augment.get("crop_padding") or augment.get("flip")):
                 continue
             key = (f"methods.{method}.train.augment" if "augment" in config["methods"][method].get("train", {})

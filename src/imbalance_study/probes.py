@@ -21,6 +21,7 @@ import torch
 from . import imbalance, plan, stacked, training
 from .batches import EpochShuffler, TensorBatches, upload
 from .loop import Trainee
+from .method import Method
 from .protocol import Protocol
 from .sampling import IMBALANCED
 
@@ -33,8 +34,8 @@ def probe_run(seed: int, iterations: int, batch_size: int = 64, model: str = "le
                     checkpoints=[iterations], resume_every=iterations, precision="fp32")
     settings.update(protocol)
     protocol_ = Protocol.from_config(settings)
-    method = plan.Method(name="baseline", variant="baseline", sampler="none", ratio=1.0, index=IMBALANCED,
-                         protocol=protocol_, base_lr=protocol_.lr)
+    method = Method(name="baseline", variant="baseline", sampler="none", ratio=1.0, index=IMBALANCED,
+                    protocol=protocol_, base_lr=protocol_.lr)
     return plan.Run("probe", imbalance.step(0.5, 10), seed, method, model)
 
 
