@@ -32,7 +32,7 @@ from matplotlib.lines import Line2D
 
 from .. import comparison as stats
 from ..atomic import atomic_path
-from .comparison_page import grid_sentence, inline_svg, intro_text, set_sentences, write_page
+from .comparison_page import grid_sentence, inline_svg, intro_text, scored_on_text, set_sentences, write_page
 from .registry import ScoreTableError, _takes_settings
 from .style import PDF_METADATA, _diverged_text, _finish, _metric_label, _selection_text, _style, _theme
 from .table import IMBALANCE_ORDER, _at_checkpoint, _method_order, _methods_wanted, _scores, write_table
@@ -77,7 +77,12 @@ def _seed_text(differences: pd.DataFrame) -> str:
 
 
 def _label(row, datasets: int) -> str:
-    return f"{row['dataset']} {row['profile']}" if datasets > 1 else str(row["profile"])
+    """The set's name: its profile (and dataset, when there are several); the natural profile with its
+    ratio ρ (largest over smallest class of the training part), which its name does not carry."""
+    label = f"{row['dataset']} {row['profile']}" if datasets > 1 else str(row["profile"])
+    if row["imbalance"] == "natural" and pd.notna(row["rho"]):
+        label += f", ρ = {row['rho']:.3g}"
+    return label
 
 
 def draw_cd_diagram(ranking: stats.Ranking, methods: list[str]):
@@ -117,9 +122,11 @@ def draw_cd_diagram(ranking: stats.Ranking, methods: list[str]):
     return figure
 
 
-def _cd_title(ranking: stats.Ranking, metric: str) -> str:
-    title = (f"Which method should I use? Mean rank of {_metric_label(metric)} over {len(ranking.ranks)} "
-             "imbalanced sets (balanced test set, last checkpoint, mean over seeds; 1 = best)\n")
+def _cd_title(ranking: stats.Ranking, metric: str, test: str = "the balanced test set") -> str:
+    sets = len(ranking.ranks)
+    title = (f"Which method should I use? Mean rank of {_metric_label(metric)} over {sets} "
+             f"imbalanced set{'s' if sets != 1 else ''} ({test.removeprefix('the ')}, last checkpoint, mean over "
+             "seeds; 1 = best)\n")
     if ranking.why_not:
         return title + f"No Friedman test: {ranking.why_not}"
     if ranking.friedman_p >= ranking.alpha:
@@ -130,7 +137,8 @@ def _cd_title(ranking: stats.Ranking, metric: str) -> str:
                     f"α = {ranking.alpha:.2g}): not significantly different")
 
 
-def _interval_pages(pages, differences, sets, methods, metric, reference, confidence, subtitle) -> None:
+def _interval_pages(pages, differences, sets, methods, metric, reference, confidence, subtitle,
+                    test: str = "the balanced test set") -> None:
     """Per imbalanced set, each method minus the reference: mean (dot) and interval (line) over seeds,
     its Wilcoxon p-value on the right; one x scale for every panel, zero marked."""
     from matplotlib.ticker import MaxNLocator
@@ -183,8 +191,8 @@ def _interval_pages(pages, differences, sets, methods, metric, reference, confid
                    "one seed: the difference alone": Line2D([], [], color="0.2", marker="o", linestyle="none",
                                                             markerfacecolor="white")}
         handles = {label: handle for (label, handle), shown in zip(handles.items(), kinds.values()) if shown.any()}
-        _finish(figure, None, f"Each method minus {reference}, paired by seed: {_metric_label(metric)} on the balanced "
-                f"test set, last checkpoint, no thresholding\n{subtitle}", handles, pages=pages)
+        _finish(figure, None, f"Each method minus {reference}, paired by seed: {_metric_label(metric)} on {test}, last "
+                f"checkpoint, no thresholding\n{subtitle}", handles, pages=pages)
 
 
 @_takes_settings(FIGURE)
@@ -225,10 +233,10 @@ def plot_comparison(table: pd.DataFrame, pdf_path: str | Path, csv_path: str | P
         diagram = draw_cd_diagram(ranking, methods_present)
         svg = inline_svg(diagram)
         with atomic_path(pdf_path) as temporary, PdfPages(temporary, metadata=PDF_METADATA) as pages:
-            _finish(diagram, None, _cd_title(ranking, metric), {}, pages=pages)
+            _finish(diagram, None, _cd_title(ranking, metric, scored_on_text(rows)), {}, pages=pages)
             _interval_pages(pages, differences, sets, methods_present, metric, reference, confidence,
                             f"({_seed_text(differences)}; right: the Wilcoxon signed-rank p-value"
-                            f"{_selection_text(rows)}{'; ' + diverged if diverged else ''})")
+                            f"{_selection_text(rows)}{'; ' + diverged if diverged else ''})", scored_on_text(rows))
     write_page(Path(pdf_path).with_suffix(".html"), intro, grid, svg,
                counts.rename_axis("method").reset_index(), sentences, written)
     write_table(written, csv_path)

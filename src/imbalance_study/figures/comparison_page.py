@@ -29,6 +29,17 @@ def _join(words: list[str]) -> str:
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
+def scored_on_text(rows: pd.DataFrame) -> str:
+    """The test set the scores are on, from the table's ``test_set`` column: "the balanced test set", "the
+    stratified test set (at the data's own class ratio)", or both named when the datasets differ."""
+    kinds = sorted(set(rows["test_set"].dropna())) if "test_set" in rows else []
+    if kinds == ["stratified"]:
+        return "the stratified test set (at the data's own class ratio)"
+    if len(kinds) > 1:
+        return "the test set (" + " or ".join(kinds) + ", by dataset)"
+    return "the balanced test set"
+
+
 def _places(values) -> int:
     """Decimals that show the smallest non-zero difference with two significant digits (3 at least):
     ROC AUCs near 1 differ in the fourth decimal."""
@@ -137,7 +148,7 @@ def intro_text(rows: pd.DataFrame, differences: pd.DataFrame, metric: str, refer
     diverged = _diverged_text(rows.attrs.get("diverged", []))
     most = int(differences["n"].max()) if len(differences) else 0
     return (f"Each method against {reference} on {_metric_label(metric)} ({metric}"
-            f"{', lower is better' if lower else ''}), on the balanced test set at each run's last checkpoint, "
+            f"{', lower is better' if lower else ''}), on {scored_on_text(rows)} at each run's last checkpoint, "
             f"plain outputs. Paired by seed: the methods of a seed share their imbalanced set and initial weights. "
             f"Intervals: {confidence:.0%} bootstrap (BCa) of the mean difference over seeds; with 2 or 3 seeds the "
             f"bootstrap can only return the range of the seeds' differences, reported as such and flagged; one "
@@ -156,14 +167,20 @@ def inline_svg(figure) -> str:
 
 
 def _table_html(frame: pd.DataFrame) -> str:
-    return frame.to_html(index=False, na_rep="", float_format=lambda value: f"{value:.4g}", border=0)
+    """A table in a box that scrolls sideways when it is wider than the page (the CSV's has 23 columns);
+    the columns' own name (``outcome`` of the win/tie/loss counts) is not drawn as an empty column."""
+    frame = frame.rename_axis(columns=None)
+    table = frame.to_html(index=False, na_rep="", float_format=lambda value: f"{value:.4g}", border=0)
+    return f"<div class='table'>{table}</div>"
 
 
 def write_page(path, intro, grid, diagram, counts, sentences, written) -> None:
     """Write the page atomically: ``diagram`` the inline SVG, ``counts`` the win/tie/loss table,
     ``written`` the CSV's rows (module docstring)."""
     style = ("body{font-family:sans-serif;max-width:70em;margin:1em auto;line-height:1.45}"
-             "table{border-collapse:collapse;font-size:85%}td,th{border:1px solid #ccc;padding:2px 6px}"
+             "div.table{overflow-x:auto;margin:0.5em 0}"
+             "table{border-collapse:collapse;font-size:85%}td,th{border:1px solid #ccc;padding:2px 6px;"
+             "white-space:nowrap}"
              "svg{max-width:100%;height:auto}")
     items = "".join(f"<li>{html.escape(sentence)}</li>" for sentence in sentences)
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Which method should I use?</title>"

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import math
+
+import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.lines import Line2D
@@ -27,6 +30,7 @@ GROUPS = ("majority", "minority")
 QUANTITIES = ("recall", "generalisation_gap", "silhouette")
 GAP_SPLIT = "train-test"
 COLUMNS = ["dataset", "profile", "method", "quantity", "split", "group", "iteration", "mean", "sd", "n"]
+PANEL_COLUMNS = 5  # page 1 wraps a dataset's methods into rows of at most this many panels
 
 
 def generalisation_gap(recall: pd.DataFrame) -> pd.DataFrame:
@@ -46,6 +50,41 @@ def _group_rows(table: pd.DataFrame, metric: str, profile: str, methods, dataset
     rows = _keep(rows, "dynamics", lambda r: r["profile"] == profile, f"profile {profile}", "profile")
     rows = _keep(rows, "dynamics", lambda r: r["metric"] == metric, f"metric {metric}", "metric")
     return rows[(rows["class"] == -1) & ~rows["thresholded"]]
+
+
+def _wrapped_grid(panels: dict, title, columns: int = PANEL_COLUMNS, width: float = 3.4, height: float = 2.8):
+    """Like ``style._grid``, but a dataset's panels wrap into rows of at most ``columns`` (ten methods in
+    one row made a page too wide to read); one y scale (recall, 0 to 1) for every panel."""
+    n_columns = min(columns, max(len(keys) for keys in panels.values()))
+    rows_of = {dataset: math.ceil(len(keys) / n_columns) for dataset, keys in panels.items()}
+    n_rows = sum(rows_of.values())
+    figure, axes = plt.subplots(n_rows, n_columns, figsize=(width * n_columns + 1.0, height * n_rows + 1.4),
+                                squeeze=False, sharey=True, layout="constrained")
+    cells, first = [], 0
+    for dataset, keys in panels.items():
+        for position in range(rows_of[dataset] * n_columns):
+            axis = axes[first + position // n_columns, position % n_columns]
+            if position >= len(keys):
+                axis.set_visible(False)
+                continue
+            axis.set_title(title(dataset, keys[position]), fontsize="medium")
+            axis.tick_params(labelleft=True)
+            cells.append((dataset, keys[position], axis))
+        first += rows_of[dataset]
+    return figure, cells
+
+
+def _profile_text(profile: str, rows: pd.DataFrame) -> str:
+    """The profile as the titles name it: the natural profile with its ratio ρ (largest over smallest
+    class of the training part, per dataset), which its name does not carry."""
+    if profile != "natural" or "rho" not in rows:
+        return profile
+    ratios = rows.drop_duplicates("dataset").set_index("dataset")["rho"].dropna()
+    if ratios.empty:
+        return profile
+    if ratios.nunique() == 1:
+        return f"{profile} (ρ = {ratios.iloc[0]:.3g})"
+    return f"{profile} (ρ: " + ", ".join(f"{dataset} {rho:.3g}" for dataset, rho in ratios.items()) + ")"
 
 
 def _iteration_axis(axis, iterations) -> None:
@@ -84,10 +123,11 @@ def plot_dynamics(table: pd.DataFrame, pdf_path: str | Path, csv_path: str | Pat
     silhouette_summary = (summarize(silhouette, ["dataset", "method", "split", "group", "iteration"])
                           if len(silhouette) else None)
     spread = _spread_text(recall, summary)
+    named = _profile_text(profile, recall)
     plotted = []
     style_sheet, context = _theme()
     with style_sheet, context, atomic_path(pdf_path) as temporary, PdfPages(temporary, metadata=PDF_METADATA) as pages:
-        figure, cells = _grid(_panels_by(summary, "method", order=_method_order), lambda d, m: f"{d}: {m}")
+        figure, cells = _wrapped_grid(_panels_by(summary, "method", order=_method_order), lambda d, m: f"{d}: {m}")
         for dataset, method, axis in cells:
             here = summary[(summary["dataset"] == dataset) & (summary["method"] == method)]
             for (group, split), line in here.groupby(["group", "split"]):
@@ -100,7 +140,7 @@ def plot_dynamics(table: pd.DataFrame, pdf_path: str | Path, csv_path: str | Pat
                    "minority classes": Line2D([], [], color=GROUP_COLOURS["minority"]),
                    "train (as sampled)": Line2D([], [], color="black", linestyle="-"),
                    "test": Line2D([], [], color="black", linestyle="--")}
-        _finish(figure, None, f"Learning dynamics, profile {profile}: majority vs minority classes, "
+        _finish(figure, None, f"Learning dynamics, profile {named}: majority vs minority classes, "
                 f"train vs test\n{spread}", handles, pages=pages)
         panels = {dataset: ["generalisation gap"] + (["silhouette"] if silhouette_summary is not None else [])
                   for dataset in summary["dataset"].unique()}
@@ -122,7 +162,7 @@ def plot_dynamics(table: pd.DataFrame, pdf_path: str | Path, csv_path: str | Pat
         handles = {method: Line2D([], [], color=_style(method, methods_present)["color"]) for method in methods_present}
         handles.update({"majority classes": Line2D([], [], color="black", linestyle="-"),
                         "minority classes": Line2D([], [], color="black", linestyle="--")})
-        _finish(figure, None, f"Generalisation gap and representation quality, profile {profile}\n{spread}",
+        _finish(figure, None, f"Generalisation gap and representation quality, profile {named}\n{spread}",
                 handles, pages=pages)
     drawn = pd.concat(plotted, ignore_index=True).assign(profile=profile)
     write_plotted(drawn, csv_path, COLUMNS, order=["dataset", "method", "quantity", "split", "group", "iteration"],
