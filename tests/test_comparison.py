@@ -233,6 +233,19 @@ def test_tied_best_and_two_seeds_flagged_in_the_sentence():
         "[+0.050, +0.080], Wilcoxon p = 0.5).")
 
 
+def test_tied_best_stops_at_the_first_method_told_apart_from_the_best():
+    profile = "step-mu0.5-rho100"
+    # over: the best; under: second by mean, below over on both seeds (a range excluding zero);
+    # noisy: third by mean, its range against over holds zero. Only over is best.
+    values = {(profile, 1, "baseline"): 0.80, (profile, 2, "baseline"): 0.80, (profile, 1, "over"): 0.90,
+              (profile, 2, "over"): 0.90, (profile, 1, "under"): 0.88, (profile, 2, "under"): 0.89,
+              (profile, 1, "noisy"): 0.95, (profile, 2, "noisy"): 0.79}
+    frame = scores(values)
+    sentence = setting_sentence(frame, stats.paired_differences(frame, "baseline", 0.95), profile, "roc_auc",
+                                "baseline", 0.95)
+    assert "over is best (0.900)" in sentence and "tied best" not in sentence
+
+
 def test_the_grid_sentence_says_ranks_friedman_groups_and_tallies():
     means = {f"step-mu0.5-rho{rho}": {"A": 0.9, "B": 0.8 + rho / 1000, "C": 0.7} for rho in (2, 5, 10, 20)}
     frame = grid(means, seeds=(1, 2))

@@ -1,8 +1,9 @@
 """"Which method should I use?": the critical-difference diagram and the paired intervals, drawn from the
 numbers ``imbalance_study.comparison`` computes; ``comparison_page`` words the same numbers on a page.
 
-``plot_comparison`` reads one score per run: the last checkpoint, the balanced test set, plain outputs
-(no thresholding), overall (group all), selected runs (a run that diverged never is). It writes:
+``plot_comparison`` reads one score per run: the checkpoint it reports (its last, or early stopping's),
+the test set, plain outputs (no thresholding), overall (group all), selected runs (a run that
+diverged never is). It writes:
 
 - the PDF: page 1, the critical-difference diagram (each method's mean rank over the imbalanced sets,
   bars joining the methods the Nemenyi test cannot tell apart); then, 12 sets a page, each method
@@ -32,7 +33,8 @@ from matplotlib.lines import Line2D
 
 from .. import comparison as stats
 from ..atomic import atomic_path
-from .comparison_page import grid_sentence, inline_svg, intro_text, scored_on_text, set_sentences, write_page
+from .comparison_page import (checkpoint_text, grid_sentence, inline_svg, intro_text, scored_on_text, set_sentences,
+                              write_page)
 from .registry import ScoreTableError, _takes_settings
 from .style import PDF_METADATA, _diverged_text, _finish, _metric_label, _selection_text, _style, _theme
 from .table import IMBALANCE_ORDER, _at_checkpoint, _method_order, _methods_wanted, _scores, write_table
@@ -122,10 +124,11 @@ def draw_cd_diagram(ranking: stats.Ranking, methods: list[str]):
     return figure
 
 
-def _cd_title(ranking: stats.Ranking, metric: str, test: str = "the balanced test set") -> str:
+def _cd_title(ranking: stats.Ranking, metric: str, test: str = "the balanced test set",
+              checkpoint: str = "last checkpoint") -> str:
     sets = len(ranking.ranks)
     title = (f"Which method should I use? Mean rank of {_metric_label(metric)} over {sets} "
-             f"imbalanced set{'s' if sets != 1 else ''} ({test.removeprefix('the ')}, last checkpoint, mean over "
+             f"imbalanced set{'s' if sets != 1 else ''} ({test.removeprefix('the ')}, {checkpoint}, mean over "
              "seeds; 1 = best)\n")
     if ranking.why_not:
         return title + f"No Friedman test: {ranking.why_not}"
@@ -138,7 +141,7 @@ def _cd_title(ranking: stats.Ranking, metric: str, test: str = "the balanced tes
 
 
 def _interval_pages(pages, differences, sets, methods, metric, reference, confidence, subtitle,
-                    test: str = "the balanced test set") -> None:
+                    test: str = "the balanced test set", checkpoint: str = "last checkpoint") -> None:
     """Per imbalanced set, each method minus the reference: mean (dot) and interval (line) over seeds,
     its Wilcoxon p-value on the right; one x scale for every panel, zero marked."""
     from matplotlib.ticker import MaxNLocator
@@ -191,8 +194,8 @@ def _interval_pages(pages, differences, sets, methods, metric, reference, confid
                    "one seed: the difference alone": Line2D([], [], color="0.2", marker="o", linestyle="none",
                                                             markerfacecolor="white")}
         handles = {label: handle for (label, handle), shown in zip(handles.items(), kinds.values()) if shown.any()}
-        _finish(figure, None, f"Each method minus {reference}, paired by seed: {_metric_label(metric)} on {test}, last "
-                f"checkpoint, no thresholding\n{subtitle}", handles, pages=pages)
+        _finish(figure, None, f"Each method minus {reference}, paired by seed: {_metric_label(metric)} on {test}, "
+                f"{checkpoint}, no thresholding\n{subtitle}", handles, pages=pages)
 
 
 @_takes_settings(FIGURE)
@@ -233,10 +236,12 @@ def plot_comparison(table: pd.DataFrame, pdf_path: str | Path, csv_path: str | P
         diagram = draw_cd_diagram(ranking, methods_present)
         svg = inline_svg(diagram)
         with atomic_path(pdf_path) as temporary, PdfPages(temporary, metadata=PDF_METADATA) as pages:
-            _finish(diagram, None, _cd_title(ranking, metric, scored_on_text(rows)), {}, pages=pages)
+            _finish(diagram, None, _cd_title(ranking, metric, scored_on_text(rows), checkpoint_text(rows)), {},
+                    pages=pages)
             _interval_pages(pages, differences, sets, methods_present, metric, reference, confidence,
                             f"({_seed_text(differences)}; right: the Wilcoxon signed-rank p-value"
-                            f"{_selection_text(rows)}{'; ' + diverged if diverged else ''})", scored_on_text(rows))
+                            f"{_selection_text(rows)}{'; ' + diverged if diverged else ''})", scored_on_text(rows),
+                            checkpoint_text(rows))
     write_page(Path(pdf_path).with_suffix(".html"), intro, grid, svg,
                counts.rename_axis("method").reset_index(), sentences, written)
     write_table(written, csv_path)

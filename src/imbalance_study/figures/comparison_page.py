@@ -40,6 +40,14 @@ def scored_on_text(rows: pd.DataFrame) -> str:
     return "the balanced test set"
 
 
+def checkpoint_text(rows: pd.DataFrame) -> str:
+    """Which checkpoint of each run the scores are at: its last, or the one early stopping chose on
+    the validation split (``early_stopping``: rows of a stopped run carry ``stopped_at``)."""
+    if "stopped_at" in rows and pd.to_numeric(rows["stopped_at"]).notna().any():
+        return "checkpoint chosen by early stopping on the validation split"
+    return "last checkpoint"
+
+
 def _places(values) -> int:
     """Decimals that show the smallest non-zero difference with two significant digits (3 at least):
     ROC AUCs near 1 differ in the fourth decimal."""
@@ -68,8 +76,12 @@ def _versus(row, confidence: float, places: int) -> str:
 
 def setting_sentence(scores: pd.DataFrame, differences: pd.DataFrame, label: str, metric: str, reference: str,
                      confidence: float) -> str:
-    """The sentence of one imbalanced set: which methods are best (tied: the interval of their
-    difference to the best holds zero, or one seed cannot tell), then each against the reference."""
+    """The sentence of one imbalanced set: which methods are best, then each against the reference.
+
+    Tied best: the methods next to the best by mean, in order, whose difference to the best has an
+    interval holding zero (or one seed that cannot tell), up to the first that is told apart; a noisy
+    method further down is not "tied best" above a method told apart from the best with a higher mean.
+    """
     lower = metric in stats.LOWER_IS_BETTER
     means = scores.groupby("method")["value"].mean().sort_values(ascending=lower, kind="stable")
     seeds = sorted(set(scores.groupby("method")["seed"].nunique()))
@@ -77,7 +89,11 @@ def setting_sentence(scores: pd.DataFrame, differences: pd.DataFrame, label: str
     versus_best = stats.paired_differences(scores, best, confidence, lower)
     places = _places(differences[["mean", "ci_low", "ci_high"]].to_numpy())
     close = set(versus_best.loc[versus_best["outcome"].isin(["tie", "undecided"]), "method"])
-    leaders = [best] + [method for method in means.index if method in close]
+    leaders = [best]
+    for method in means.index[1:]:
+        if method not in close:
+            break
+        leaders.append(method)
     if len(leaders) == 1:
         lead = f"{best} is best ({means[best]:.{places}f})"
     elif (versus_best["outcome"] == "undecided").all():
@@ -148,7 +164,7 @@ def intro_text(rows: pd.DataFrame, differences: pd.DataFrame, metric: str, refer
     diverged = _diverged_text(rows.attrs.get("diverged", []))
     most = int(differences["n"].max()) if len(differences) else 0
     return (f"Each method against {reference} on {_metric_label(metric)} ({metric}"
-            f"{', lower is better' if lower else ''}), on {scored_on_text(rows)} at each run's last checkpoint, "
+            f"{', lower is better' if lower else ''}), on {scored_on_text(rows)} at each run's {checkpoint_text(rows)}, "
             f"plain outputs. Paired by seed: the methods of a seed share their imbalanced set and initial weights. "
             f"Intervals: {confidence:.0%} bootstrap (BCa) of the mean difference over seeds; with 2 or 3 seeds the "
             f"bootstrap can only return the range of the seeds' differences, reported as such and flagged; one "
