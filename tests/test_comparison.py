@@ -255,9 +255,14 @@ def test_the_grid_sentence_says_ranks_friedman_groups_and_tallies():
     assert grid_sentence(ranking, counts, "C", labels) == (
         "Over 4 imbalanced sets, the mean ranks (1 = best) are A 1.00, B 2.00, C 3.00; the Friedman test finds a "
         "difference (χ² = 8.00, p = 0.018), and the Nemenyi test (critical difference 1.66 at α = 0.05) cannot "
-        "tell apart A and B; B and C. Against C, set by set: A wins 4, ties 0, loses 0 (all on 2–3 seeds: "
-        "ranges, not confidence intervals); B wins 4, ties 0, loses 0 (all on 2–3 seeds: ranges, not "
-        "confidence intervals).")
+        "tell apart A and B; B and C. Against C, set by set (all on 2–3 seeds: ranges, not confidence "
+        "intervals): A wins 4, ties 0, loses 0; B wins 4, ties 0, loses 0.")
+    # Where only some sets have 2-3 seeds, each method says how many of its own.
+    five = grid({profile: {"A": 0.9, "B": 0.85, "C": 0.7} for profile in list(means)[:2]}, seeds=(1, 2, 3, 4, 5))
+    mixed = pd.concat([frame[frame["profile"].isin(list(means)[2:])], five], ignore_index=True)
+    counts = stats.win_tie_loss(stats.paired_differences(mixed, "C", 0.95))
+    sentence = grid_sentence(stats.rank_methods(mixed, 0.05), counts, "C", labels)
+    assert "set by set: A wins 4, ties 0, loses 0 (2 on 2–3 seeds: ranges, not confidence intervals)" in sentence
 
 
 # --- the figure, its numbers and its page, on the default study's shape ----------------------------

@@ -146,14 +146,19 @@ def grid_sentence(ranking: stats.Ranking, counts: pd.DataFrame, reference: str, 
                  f"p = {ranking.friedman_p:.2g}), and the Nemenyi test (critical difference "
                  f"{ranking.critical_difference:.2f} at α = {ranking.alpha:.2g}) "
                  + (f"cannot tell apart {apart}." if apart else "tells every method apart."))
+    flagged = counts["too_few_seeds"] - counts["undecided"]
+    # Said once when it holds for every method's every decided set, else per method.
+    all_flagged = bool(len(counts)) and (flagged == counts["win"] + counts["tie"] + counts["loss"]).all() \
+        and (flagged > 0).all()
     tallies = []
     for method, row in counts.iterrows():
         tally = f"{method} wins {row['win']}, ties {row['tie']}, loses {row['loss']}"
         tally += f", undecided {row['undecided']} (one seed)" if row["undecided"] else ""
-        flagged = row["too_few_seeds"] - row["undecided"]
-        tallies.append(tally + (f" ({'all' if flagged == row['win'] + row['tie'] + row['loss'] else flagged} on "
-                                "2–3 seeds: ranges, not confidence intervals)" if flagged else ""))
-    return text + f" Against {reference}, set by set: " + "; ".join(tallies) + "."
+        some = flagged[method]
+        tallies.append(tally + (f" ({'all' if some == row['win'] + row['tie'] + row['loss'] else some} on "
+                                "2–3 seeds: ranges, not confidence intervals)" if some and not all_flagged else ""))
+    every = " (all on 2–3 seeds: ranges, not confidence intervals)" if all_flagged else ""
+    return text + f" Against {reference}, set by set{every}: " + "; ".join(tallies) + "."
 
 
 def intro_text(rows: pd.DataFrame, differences: pd.DataFrame, metric: str, reference: str,
