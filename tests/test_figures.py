@@ -566,3 +566,75 @@ def test_a_diverged_run_is_left_out_and_named_in_the_title(tmp_path, table, monk
     point = written[(written["method"] == "over") & (written["n_minority"] == 2) & (written["rho"] == 10)]
     assert point["n"].tolist() == [2] and (written.drop(point.index)["n"] == 3).all()
     assert "1 run diverged and left out: mnist/step-mu0.2-rho10/seed1/over at iteration 100" in titles[0]
+
+
+@pytest.mark.parametrize("name", ["fig8", "dynamics"])
+def test_early_stops_are_marked_at_each_panels_median(tmp_path, monkeypatch, name):
+    """A dotted vertical line per panel at the median ``stopped_at`` of its runs that stopped: baseline's
+    seeds stopped at 10, 100 and 1000 (median 100, mean 370), over's seed 1 at 10 and the others never;
+    under never stopped, and a table without the column (older score files) draws no line at all."""
+    import matplotlib.pyplot as plt
+
+    from imbalance_study.figures.style import EARLY_STOP_GID, EARLY_STOP_LABEL
+
+    small = score_table(datasets=("mnist",))
+    small = small[(small["profile"] == PROFILE) & small["method"].isin(["baseline", "over", "under"])]
+    stops = {("baseline", 1): 10, ("baseline", 2): 100, ("baseline", 3): 1000, ("over", 1): 10}
+    stopped = small.assign(stopped_at=[stops.get(key, math.nan) for key in zip(small["method"], small["seed"])])
+    kept, close = [], plt.close
+    monkeypatch.setattr(plt, "close", kept.append)
+
+    def marks(table):
+        """Per panel of the (first) page, the x of its early-stop lines; the legend's labels; the CSV."""
+        kept.clear()
+        written = draw(table, tmp_path, name)
+        page = kept[0]  # dynamics: page 1
+        found = {axis.get_title(): [line.get_xdata()[0] for line in axis.get_lines()
+                                    if line.get_gid() == EARLY_STOP_GID] for axis in page.axes if axis.get_visible()}
+        labels = [text.get_text() for legend in page.legends for text in legend.get_texts()]
+        for figure in kept:
+            close(figure)
+        return found, labels, written
+
+    found, labels, written = marks(stopped)
+    assert found == {"mnist: baseline": [100], "mnist: over": [10], "mnist: under": []}
+    assert labels.count(EARLY_STOP_LABEL) == 1
+    found, labels, before = marks(small)
+    assert found == {"mnist: baseline": [], "mnist: over": [], "mnist: under": []} and EARLY_STOP_LABEL not in labels
+    pd.testing.assert_frame_equal(written, before)  # the CSV does not change
+
+
+def test_every_method_of_a_figure_has_its_own_colour_and_the_papers_keep_theirs():
+    """The short form's ten methods: ten colours (two had shared one, cycling over every known method);
+    the paper's methods the same colours whatever else is drawn."""
+    import seaborn as sns
+
+    from imbalance_study.figures.style import _style
+
+    ten = ["baseline", "over", "under", "class_balanced", "weighted", "focal", "la_loss", "ldam_drw", "crt", "tau_norm"]
+    assert len({_style(method, ten)["color"] for method in ten}) == len(ten)
+    for position, method in enumerate(figures.METHOD_ORDER):
+        assert _style(method, ten)["color"] == _style(method, [method])["color"] == \
+            sns.color_palette("colorblind", 10)[position]
+    many = [f"method_{k:02d}" for k in range(30)]
+    assert len({tuple(_style(method, many).values()) for method in many}) == len(many)  # colour and marker
+
+
+def test_panels_wrap_into_rows_of_five_and_short_log_axes_label_major_ticks_only():
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
+
+    from imbalance_study.figures.style import _iteration_axis, _wrapped_grid
+
+    panels = {"a": [f"m{k}" for k in range(10)], "b": ["m0", "m1"]}
+    figure, cells = _wrapped_grid(panels, lambda dataset, key: f"{dataset}: {key}")
+    where = {title: (axis.get_subplotspec().rowspan.start, axis.get_subplotspec().colspan.start)
+             for title, axis in ((axis.get_title(), axis) for _, _, axis in cells)}
+    assert where["a: m4"] == (0, 4) and where["a: m5"] == (1, 0) and where["b: m1"] == (2, 1)
+    axis = cells[0][2]
+    axis.plot([2, 70], [0, 1])
+    _iteration_axis(axis, pd.Series([2, 5, 10, 70]), log_x=True)
+    figure.canvas.draw()
+    assert isinstance(axis.xaxis.get_minor_formatter(), NullFormatter)
+    assert [t.get_text() for t in axis.get_xticklabels() if 2 <= t.get_position()[0] <= 70] == ["3", "10", "30"]
+    plt.close(figure)

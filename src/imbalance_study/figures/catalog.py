@@ -18,7 +18,7 @@ from typing import Callable
 from .. import paper
 from ..imbalance import NATURAL, number
 from ..plan import profile_grids
-from ..source_facts import TABLE_SOURCES, test_kind
+from ..source_facts import BALANCED_TEST, TABLE_SOURCES, test_kind
 
 # Every figure writes figures/<name>.pdf and figures/<name>.csv (the numbers it draws).
 EXTENSIONS = ("pdf", "csv")
@@ -82,8 +82,48 @@ def _metric(settings) -> str:
     return METRIC_NAMES.get(settings["metric"], settings["metric"])
 
 
-def _checkpoint(settings) -> str:
-    return f"iteration {settings['iteration']}" if settings.get("iteration") else "the last checkpoint of each run"
+def _checkpoint(study, settings) -> str:
+    """The checkpoint a figure takes as a run's result: the one named, else each run's reported one
+    (its last; with early stopping, the one it chose)."""
+    if settings.get("iteration"):
+        return f"iteration {settings['iteration']}"
+    stopping = study.config.get("early_stopping") or {}
+    if not stopping.get("enabled"):
+        return "the last checkpoint of each run"
+    metric = METRIC_NAMES.get(stopping.get("metric", "loss"), stopping.get("metric", "loss"))
+    if stopping.get("restore_best", True):
+        return (f"the checkpoint each run reports (early stopping on the validation {metric}: its best "
+                "checkpoint up to its stop, or of the whole run when it never stopped)")
+    return (f"the checkpoint each run reports (early stopping on the validation {metric}: the one it stopped at, "
+            "or its last when it never stopped)")
+
+
+def _figure_datasets(study, settings) -> list[str]:
+    """The datasets a figure draws: its setting ``datasets``, else the study's."""
+    names = settings.get("datasets") or study.config["study"]["datasets"]
+    return [names] if isinstance(names, str) else list(names)
+
+
+def _test_set(study, settings) -> str:
+    """The test set a figure's scores are on, as its datasets draw it (``datasets.*.test``)."""
+    kinds = {test_kind(study.config["datasets"][name]) for name in _figure_datasets(study, settings)
+             if name in study.config["datasets"]}
+    if kinds == {BALANCED_TEST}:
+        return "the balanced test set"
+    if kinds == {"stratified"}:
+        return "the stratified test set"
+    return "the test set (balanced or stratified, as each dataset below draws it)"
+
+
+def _examples(spec: dict) -> str:
+    """What a dataset's examples are: table rows or images."""
+    return "rows" if spec["source"] in TABLE_SOURCES + ("sklearn_breast_cancer", "synthetic_97_3") else "images"
+
+
+def _examples_of(study, settings) -> str:
+    kinds = {_examples(study.config["datasets"][name]) for name in _figure_datasets(study, settings)
+             if name in study.config["datasets"]}
+    return kinds.pop() if len(kinds) == 1 else "examples"
 
 
 def _grids(study, kind: str) -> str:
@@ -105,11 +145,30 @@ def _step_profiles(study, settings) -> str:
 
 def _one_profile(name):
     def line(study, settings) -> str:
-        how = (f" (named in figures.{name}.profile)" if study.config["figures"][name].get("profile")
-               else " (chosen as the middle of the step grid, the middle ρ and μ, since the config names none; "
-                     f"set figures.{name}.profile to draw another)")
+        profiles = study.profiles()
+        if study.config["figures"][name].get("profile"):
+            how = f" (named in figures.{name}.profile)"
+        elif any(profile.kind == "step" for profile in profiles):
+            how = (" (chosen as the middle of the step grid, the middle ρ and μ, since the config names none; "
+                   f"set figures.{name}.profile to draw another)")
+        elif len(profiles) == 1:
+            how = " (the study's only profile: the data's own class counts)"
+        else:  # default_profile: without step profiles, the natural one
+            how = (" (the data's own class counts, chosen since the study has no step profiles and the config "
+                   f"names none; set figures.{name}.profile to draw another)")
         return f"- Profile: ``{settings['profile']}``{how}."
     return line
+
+
+def _early_stop_mark(study) -> str:
+    """The captions' sentence on the early-stop mark of fig8 and dynamics, when early stopping is on."""
+    stopping = study.config.get("early_stopping") or {}
+    if not stopping.get("enabled"):
+        return ""
+    metric = METRIC_NAMES.get(stopping.get("metric", "loss"), stopping.get("metric", "loss"))
+    return (" A thin dotted vertical line in a panel marks the median iteration at which its runs stopped early "
+            f"(early stopping on the validation {metric}, patience {stopping.get('patience', 5)}; over the runs "
+            "that stopped); the curves go on past it, since training ran the whole protocol.")
 
 
 def _train_estimate(study) -> str:
@@ -120,18 +179,18 @@ def _train_estimate(study) -> str:
 
 def _fig3(study, settings):
     return (f"**Figure 3: {_metric(settings)} against the imbalance ratio ρ, step imbalance.**\n"
-            f"x: the imbalance ratio ρ of the training set (log scale); y: {_metric(settings)} on the balanced "
-            f"test set at {_checkpoint(settings)}, with the network's outputs as they are (no thresholding). One "
-            "line per method, one panel per number of minority classes, one row of panels per dataset. The "
-            "question it answers: which method should I use, and how fast does each lose ground as the "
-            "imbalance grows.")
+            f"x: the imbalance ratio ρ of the training set (log scale); y: {_metric(settings)} on "
+            f"{_test_set(study, settings)} at {_checkpoint(study, settings)}, with the network's outputs as they "
+            "are (no thresholding). One line per method, one panel per number of minority classes, one row of "
+            "panels per dataset. The question it answers: which method should I use, and how fast does each lose "
+            "ground as the imbalance grows.")
 
 
 def _fig4(study, settings):
     return (f"**Figure 4: {_metric(settings)} against the number of minority classes, step imbalance.**\n"
-            f"x: the number of minority classes (μ times the number of classes); y: {_metric(settings)} on the "
-            f"balanced test set at {_checkpoint(settings)}, no thresholding. One line per method, one panel per "
-            "imbalance ratio ρ, one row of panels per dataset.")
+            f"x: the number of minority classes (μ times the number of classes); y: {_metric(settings)} on "
+            f"{_test_set(study, settings)} at {_checkpoint(study, settings)}, no thresholding. One line per method, "
+            "one panel per imbalance ratio ρ, one row of panels per dataset.")
 
 
 def _fig5(study, settings):
@@ -139,24 +198,24 @@ def _fig5(study, settings):
     falling = "in equal steps" if kind == "linear" else "exponentially (a long tail)"
     return (f"**Figure 5: {_metric(settings)} against the imbalance ratio ρ, {kind} imbalance.**\n"
             f"x: the ratio ρ between the largest and the smallest class (log scale), the class sizes falling "
-            f"{falling} from the largest to the smallest; y: {_metric(settings)} on the balanced test set at "
-            f"{_checkpoint(settings)}, no thresholding. One line per method, one panel per dataset.")
+            f"{falling} from the largest to the smallest; y: {_metric(settings)} on {_test_set(study, settings)} at "
+            f"{_checkpoint(study, settings)}, no thresholding. One line per method, one panel per dataset.")
 
 
 def _fig6(study, settings):
     return (f"**Figure 6: {_metric(settings)} against the imbalance ratio ρ, without and with thresholding.**\n"
             f"Figure 3 with {_metric(settings)}: x: the imbalance ratio ρ (log scale); y: {_metric(settings)} on "
-            f"the balanced test set at {_checkpoint(settings)}. Each method twice: solid, its outputs as they "
-            "are; dashed, thresholded (the outputs divided by the class priors of the imbalanced training set "
-            "before sampling). One panel per number of minority classes, one row of panels per dataset.")
+            f"{_test_set(study, settings)} at {_checkpoint(study, settings)}. Each method twice: solid, its outputs "
+            "as they are; dashed, thresholded (the outputs divided by the class priors of the imbalanced training "
+            "set before sampling). One panel per number of minority classes, one row of panels per dataset.")
 
 
 def _fig7(study, settings):
     rho = number(settings["rho"])
     axes = (f"x: the imbalance ratio left after sampling (log scale, reversed: from ρ = {rho}, nothing sampled, "
-            f"on the left to 1, fully balanced, on the right); y: {_metric(settings)} on the balanced test set at "
-            f"{_checkpoint(settings)}. The sampling runs are the one-phase runs with sampler over or under; the "
-            f"runs without sampling at ρ = {rho} are the baseline.")
+            f"on the left to 1, fully balanced, on the right); y: {_metric(settings)} on {_test_set(study, settings)} "
+            f"at {_checkpoint(study, settings)}. The sampling runs are the one-phase runs with sampler over or "
+            f"under; the runs without sampling at ρ = {rho} are the baseline.")
     if settings["layout"] == "paper":
         layout = (" As in the paper, two panels side by side, (a) oversampling and (b) undersampling, one row "
                   "of panels per dataset; in each, one line per number of minority classes (a colour each), "
@@ -173,20 +232,23 @@ def _fig8(study, settings):
     return (f"**Figure 8: train and test {_metric(settings)} over training, profile {settings['profile']}.**\n"
             f"x: training iteration (every checkpoint; log scale when they span more than a factor of 50); y: "
             f"{_metric(settings)} on the training set as the run saw it, after its "
-            f"sampling{_train_estimate(study)} (solid), and on the balanced test set (dashed). One panel per "
-            "method, one row of panels per dataset. A widening gap between the two is overfitting.")
+            f"sampling{_train_estimate(study)} (solid), and on {_test_set(study, settings)} (dashed). One panel "
+            "per method, a dataset's panels in rows of at most five (one y scale per dataset). A widening gap "
+            "between the two is overfitting." + _early_stop_mark(study))
 
 
 def _dynamics(study, settings):
     return (f"**Learning dynamics: why imbalance hurts, profile {settings['profile']}.**\n"
             "Page 1: x: training iteration (every checkpoint); y: the mean recall of the majority classes "
             "(blue) and of the minority classes (orange), on the training set as the run saw "
-            f"it{_train_estimate(study)} (solid) and on the balanced test set (dashed); one panel per method. "
-            "Minority classes are learnt late (underfit early), then fit on the training set without "
-            "generalising (memorised). Page 2: x: training iteration; y: the generalisation gap (train minus "
-            "test recall), and the silhouette of the penultimate-layer features of a fixed test subsample "
-            f"({study.config['scoring']['silhouette_per_class']} images per class; higher: the classes are "
-            "better separated); one colour per method, majority classes solid, minority classes dashed.")
+            f"it{_train_estimate(study)} (solid) and on {_test_set(study, settings)} (dashed); one panel per "
+            "method, in rows of at most five. Minority classes are learnt late (underfit early), then fit on the "
+            "training set without generalising (memorised)." + _early_stop_mark(study) + " Page 2: x: training "
+            "iteration; y: the generalisation gap (train minus test recall), and the silhouette of the "
+            "penultimate-layer features of a fixed subsample of the test set (at most "
+            f"{study.config['scoring']['silhouette_per_class']} {_examples_of(study, settings)} per class, all of a "
+            "class with fewer; higher: the classes are better separated); one colour per method, majority "
+            "classes solid, minority classes dashed.")
 
 
 def _table4(study, settings):
@@ -200,14 +262,15 @@ def _table4(study, settings):
     if settings["layout"] == "settings_rows":
         text = ("Rows: the imbalance settings (μ, the fraction of minority classes, and ρ, the imbalance ratio), "
                 "one block per dataset and metric; columns: the methods. Each cell is the mean ± 1 standard "
-                "deviation over the repeats (seeds) with the number of runs in brackets, on the balanced test "
-                f"set, without thresholding, at {_checkpoint(settings)}; the best mean of a row is in bold. ")
+                f"deviation over the repeats (seeds) with the number of runs in brackets, on "
+                f"{_test_set(study, settings)}, without thresholding, at {_checkpoint(study, settings)}; the best "
+                "mean of a row is in bold. ")
     else:
         runs = settings["run_columns"]
         text = ("The paper's layout. Rows: the methods, one block per dataset and metric; columns: the imbalance "
                 "settings (μ, the fraction of minority classes, and ρ, the imbalance ratio). Values in percent "
-                "with 2 decimals, on the balanced test set, without thresholding, at "
-                f"{_checkpoint(settings)}. A setting repeated at most {runs} times (seeds) has one column per "
+                f"with 2 decimals, on {_test_set(study, settings)}, without thresholding, at "
+                f"{_checkpoint(study, settings)}. A setting repeated at most {runs} times (seeds) has one column per "
                 "run, its seed in the header (run k of the paper beside run k of the study); one repeated more "
                 "often has one column of mean ± 1 standard deviation (number of runs). The best study value of "
                 "a column is in bold. ")
@@ -225,9 +288,10 @@ def _published(study, settings):
     return ("**Top-1 error beside the published numbers: does the run reproduce them?**\n"
             "One panel per dataset and profile; x: the methods (\"<method> + post-hoc LA\": its outputs divided by "
             "the class priors, post-hoc logit adjustment with τ = 1, drawn where a source publishes it); y: the "
-            f"top-1 error in percent (100 − accuracy) on the balanced test set at {_checkpoint(settings)}: each "
-            "seed a small dot, the mean a larger marker with a bar of ± 1 standard deviation, its value beside "
-            "it. " + (described or "No dataset repeats an experiment with published top-1 errors, so no stars.")
+            f"top-1 error in percent (100 − accuracy) on {_test_set(study, settings)} at "
+            f"{_checkpoint(study, settings)}: each seed a small dot, the mean a larger marker with a bar of ± 1 "
+            "standard deviation, its value beside it. "
+            + (described or "No dataset repeats an experiment with published top-1 errors, so no stars.")
             + " ``published.csv`` holds each point's mean, sd, n and runs (``each_seed``) and the published "
             "errors beside them (``published_<source>``), as fractions.")
 
@@ -256,18 +320,18 @@ def _comparison(study, settings):
             "``comparison.html``, this category's page, answers in one sentence per imbalanced set and one for the "
             "grid, each generated from the numbers, with the diagram and the tables below them. ``comparison.pdf``: "
             "page 1, the critical-difference diagram (Demšar, JMLR 2006): each method's mean rank over the "
-            f"imbalanced sets where every method has a result (rank 1: the best {metric} on the balanced test set "
-            "at the last checkpoint of each run, mean over seeds, no thresholding; lower is better for the loss; "
-            "ties share their mean rank); a bar joins the methods that the Nemenyi test cannot tell apart at "
-            f"α = {1 - confidence:.2g}, after a Friedman test that rejects equal ranks (one bar joins them all when "
-            f"it does not). Then, per imbalanced set, each method minus ``{reference}`` paired by seed (the "
-            "methods of a seed share their imbalanced set and initial weights): the mean difference over seeds "
-            f"(dot) and its {confidence:.0%} bootstrap interval (BCa, line); with 2 or 3 seeds a bootstrap can only "
-            "return the range of the seeds' differences, drawn dashed with a hollow dot and flagged as too few "
-            "seeds; with one seed, the difference alone. ``comparison.csv`` holds the paired differences, one row "
-            "per imbalanced set and method: both means, the method's rank, the interval, the two-sided Wilcoxon "
-            "signed-rank p-value, the outcome against the reference (win; tie: the interval holds zero; loss; "
-            "undecided: one seed), and the ``mean``, ``sd`` and ``n`` (seeds) of the differences.")
+            f"imbalanced sets where every method has a result (rank 1: the best {metric} on "
+            f"{_test_set(study, settings)} at {_checkpoint(study, settings)}, mean over seeds, no thresholding; "
+            "lower is better for the loss; ties share their mean rank); a bar joins the methods that the Nemenyi "
+            f"test cannot tell apart at α = {1 - confidence:.2g}, after a Friedman test that rejects equal ranks "
+            f"(one bar joins them all when it does not). Then, per imbalanced set, each method minus ``{reference}`` "
+            "paired by seed (the methods of a seed share their imbalanced set and initial weights): the mean "
+            f"difference over seeds (dot) and its {confidence:.0%} bootstrap interval (BCa, line); with 2 or 3 seeds "
+            "a bootstrap can only return the range of the seeds' differences, drawn dashed with a hollow dot and "
+            "flagged as too few seeds; with one seed, the difference alone. ``comparison.csv`` holds the paired "
+            "differences, one row per imbalanced set and method: both means, the method's rank, the interval, the "
+            "two-sided Wilcoxon signed-rank p-value, the outcome against the reference (win; tie: the interval "
+            "holds zero; loss; undecided: one seed), and the ``mean``, ``sd`` and ``n`` (seeds) of the differences.")
 
 
 FIGURES = {figure.name: figure for figure in (
@@ -301,7 +365,7 @@ FIGURES = {figure.name: figure for figure in (
 def _dataset_text(study, dataset: str) -> str:
     spec = study.config["datasets"][dataset]
     protocol = study.config["protocols"][spec["protocol"]]
-    examples = "rows" if spec["source"] in TABLE_SOURCES + ("sklearn_breast_cancer", "synthetic_97_3") else "images"
+    examples = _examples(spec)
     pool = ("training pool at the data's own (natural) class counts" if spec["train_per_class"] == NATURAL
             else f"training pool of up to {spec['train_per_class']} {examples} per class")
     test = (f"stratified test set of {100 * spec['test_fraction']:g}% of the data (the data's own class ratio)"

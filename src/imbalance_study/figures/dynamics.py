@@ -6,23 +6,24 @@ the penultimate features. Its CSV holds one row per drawn point: ``dataset``, ``
 ``method``, ``quantity`` (``recall``, ``generalisation_gap`` or ``silhouette``), ``split`` (train or
 test; ``train-test`` for the gap; test for the silhouette, scored on a fixed test subsample),
 ``group`` (majority or minority classes), ``iteration``, and ``mean``, ``sd`` and ``n`` (runs).
+
+When early stopping stopped some of the drawn runs (``stopped_at`` in the score table), page 1 marks
+each panel's median stop with a dotted vertical line (``style._mark_early_stop``); the CSV is the same.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import math
-
-import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.lines import Line2D
-from matplotlib.ticker import NullFormatter
 
 from ..atomic import atomic_path
 from .registry import _takes_settings
-from .style import PDF_METADATA, _finish, _grid, _line, _panels_by, _spread_text, _style, _theme
+from .style import (PDF_METADATA, _colours_repeat, _early_stops, _finish, _grid, _iteration_axis, _line,
+                    _log_iterations, _mark_early_stop, _panels_by, _profile_text, _spread_text, _style, _theme,
+                    _wrapped_grid)
 from .table import _keep, _method_order, _selected, summarize, write_plotted
 
 GROUP_COLOURS = {"majority": "#1f77b4", "minority": "#d95f02", "all": "#4d4d4d"}
@@ -30,7 +31,6 @@ GROUPS = ("majority", "minority")
 QUANTITIES = ("recall", "generalisation_gap", "silhouette")
 GAP_SPLIT = "train-test"
 COLUMNS = ["dataset", "profile", "method", "quantity", "split", "group", "iteration", "mean", "sd", "n"]
-PANEL_COLUMNS = 5  # page 1 wraps a dataset's methods into rows of at most this many panels
 
 
 def generalisation_gap(recall: pd.DataFrame) -> pd.DataFrame:
@@ -50,52 +50,6 @@ def _group_rows(table: pd.DataFrame, metric: str, profile: str, methods, dataset
     rows = _keep(rows, "dynamics", lambda r: r["profile"] == profile, f"profile {profile}", "profile")
     rows = _keep(rows, "dynamics", lambda r: r["metric"] == metric, f"metric {metric}", "metric")
     return rows[(rows["class"] == -1) & ~rows["thresholded"]]
-
-
-def _wrapped_grid(panels: dict, title, columns: int = PANEL_COLUMNS, width: float = 3.4, height: float = 2.8):
-    """Like ``style._grid``, but a dataset's panels wrap into rows of at most ``columns`` (ten methods in
-    one row made a page too wide to read); one y scale (recall, 0 to 1) for every panel."""
-    n_columns = min(columns, max(len(keys) for keys in panels.values()))
-    rows_of = {dataset: math.ceil(len(keys) / n_columns) for dataset, keys in panels.items()}
-    n_rows = sum(rows_of.values())
-    figure, axes = plt.subplots(n_rows, n_columns, figsize=(width * n_columns + 1.0, height * n_rows + 1.4),
-                                squeeze=False, sharey=True, layout="constrained")
-    cells, first = [], 0
-    for dataset, keys in panels.items():
-        for position in range(rows_of[dataset] * n_columns):
-            axis = axes[first + position // n_columns, position % n_columns]
-            if position >= len(keys):
-                axis.set_visible(False)
-                continue
-            axis.set_title(title(dataset, keys[position]), fontsize="medium")
-            axis.tick_params(labelleft=True)
-            cells.append((dataset, keys[position], axis))
-        first += rows_of[dataset]
-    return figure, cells
-
-
-def _profile_text(profile: str, rows: pd.DataFrame) -> str:
-    """The profile as the titles name it: the natural profile with its ratio ρ (largest over smallest
-    class of the training part, per dataset), which its name does not carry."""
-    if profile != "natural" or "rho" not in rows:
-        return profile
-    ratios = rows.drop_duplicates("dataset").set_index("dataset")["rho"].dropna()
-    if ratios.empty:
-        return profile
-    if ratios.nunique() == 1:
-        return f"{profile} (ρ = {ratios.iloc[0]:.3g})"
-    return f"{profile} (ρ: " + ", ".join(f"{dataset} {rho:.3g}" for dataset, rho in ratios.items()) + ")"
-
-
-def _iteration_axis(axis, iterations) -> None:
-    positive = iterations[iterations > 0]
-    if len(positive) and positive.max() / positive.min() > 50:
-        axis.set_xscale("log")
-        # Over less than two decades matplotlib labels minor ticks too, and their labels run together.
-        axis.xaxis.set_minor_formatter(NullFormatter())
-        axis.set_xlabel("Iteration (log scale)")
-    else:
-        axis.set_xlabel("Iteration")
 
 
 @_takes_settings("dynamics")
@@ -127,25 +81,33 @@ def plot_dynamics(table: pd.DataFrame, pdf_path: str | Path, csv_path: str | Pat
     plotted = []
     style_sheet, context = _theme()
     with style_sheet, context, atomic_path(pdf_path) as temporary, PdfPages(temporary, metadata=PDF_METADATA) as pages:
-        figure, cells = _wrapped_grid(_panels_by(summary, "method", order=_method_order), lambda d, m: f"{d}: {m}")
+        log_x = _log_iterations(summary["iteration"])
+        stops = _early_stops(recall)
+        figure, cells = _wrapped_grid(_panels_by(summary, "method", order=_method_order), lambda d, m: f"{d}: {m}",
+                                      sharey=True)  # recall: one scale, 0 to 1
+        handles = {"majority classes": Line2D([], [], color=GROUP_COLOURS["majority"]),
+                   "minority classes": Line2D([], [], color=GROUP_COLOURS["minority"]),
+                   "train (as sampled)": Line2D([], [], color="black", linestyle="-"),
+                   "test": Line2D([], [], color="black", linestyle="--")}
         for dataset, method, axis in cells:
             here = summary[(summary["dataset"] == dataset) & (summary["method"] == method)]
             for (group, split), line in here.groupby(["group", "split"]):
                 plotted.append(line.assign(quantity="recall"))
                 _line(axis, line, "iteration", f"{group}, {split}", GROUP_COLOURS[group], marker="",
                       linestyle="-" if split == "train" else "--")
-            _iteration_axis(axis, summary["iteration"])
+            _mark_early_stop(axis, stops, dataset, method, handles)
+            _iteration_axis(axis, here["iteration"], log_x)
             axis.set_ylabel("Mean recall of the group")
-        handles = {"majority classes": Line2D([], [], color=GROUP_COLOURS["majority"]),
-                   "minority classes": Line2D([], [], color=GROUP_COLOURS["minority"]),
-                   "train (as sampled)": Line2D([], [], color="black", linestyle="-"),
-                   "test": Line2D([], [], color="black", linestyle="--")}
         _finish(figure, None, f"Learning dynamics, profile {named}: majority vs minority classes, "
                 f"train vs test\n{spread}", handles, pages=pages)
         panels = {dataset: ["generalisation gap"] + (["silhouette"] if silhouette_summary is not None else [])
                   for dataset in summary["dataset"].unique()}
         figure, cells = _grid(panels, lambda d, what: f"{d}: {what}", sharey=False)
         methods_present = _method_order(summary["method"].unique())
+        # One colour per method; markers as well only when there are more methods than colours.
+        looks = {method: {"color": _style(method, methods_present)["color"],
+                          "marker": _style(method, methods_present)["marker"] if _colours_repeat(methods_present)
+                          else ""} for method in methods_present}
         for dataset, what, axis in cells:
             source = gap if what == "generalisation gap" else silhouette_summary
             quantity = "generalisation_gap" if what == "generalisation gap" else "silhouette"
@@ -155,11 +117,10 @@ def plot_dynamics(table: pd.DataFrame, pdf_path: str | Path, csv_path: str | Pat
                     line = here[(here["method"] == method) & (here["group"] == group)]
                     if not line.empty:
                         plotted.append(line.assign(quantity=quantity))
-                        _line(axis, line, "iteration", f"{method}, {group}",
-                              _style(method, methods_present)["color"], marker="", linestyle=linestyle)
-            _iteration_axis(axis, here["iteration"])
+                        _line(axis, line, "iteration", f"{method}, {group}", linestyle=linestyle, **looks[method])
+            _iteration_axis(axis, here["iteration"], log_x)
             axis.set_ylabel("Train − test recall" if what == "generalisation gap" else "Silhouette (test subsample)")
-        handles = {method: Line2D([], [], color=_style(method, methods_present)["color"]) for method in methods_present}
+        handles = {method: Line2D([], [], **looks[method]) for method in methods_present}
         handles.update({"majority classes": Line2D([], [], color="black", linestyle="-"),
                         "minority classes": Line2D([], [], color="black", linestyle="--")})
         _finish(figure, None, f"Generalisation gap and representation quality, profile {named}\n{spread}",
