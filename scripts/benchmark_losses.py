@@ -1,6 +1,7 @@
 """What the long-tail losses cost per training step against plain cross-entropy (issue 14: at most 10%).
 
-    .venv/bin/python scripts/benchmark_losses.py                  # CPU, about a minute
+    .venv/bin/python scripts/benchmark_losses.py --threads 1      # CPU, about 3 minutes
+    .venv/bin/python scripts/benchmark_losses.py --threads 1 --models digits_cnn --seconds 60
     .venv/bin/python scripts/benchmark_losses.py --device cuda --samples 200
 
 For the default study's model (digits_cnn, 8x8 inputs, batch 32) and LeNet-5 (28x28, batch 64), each
@@ -9,7 +10,9 @@ loss trains one network alone (the one-at-a-time engine) and K = 8 networks of t
 A step is timed through the engine's own ``step`` (batch gather, forward, loss, backward, update),
 so the figure is what a run pays, not the loss alone. The losses take turns, one step each in a
 new random order every turn, and each one's median step is reported, so that the load of a shared
-machine falls on all of them alike. Ratios are to plain cross-entropy measured in the same run.
+machine falls on all of them alike; they take at least ``--samples`` turns and go on for at least
+``--seconds`` (a small network's steps are short: 30 of them give a median that moves by several
+percent from run to run on a loaded machine). Ratios are to plain cross-entropy measured in the same run.
 """
 
 from __future__ import annotations
@@ -72,36 +75,46 @@ def engine_of(loss: str, model: str, networks: int, batches, labels, keep, devic
     return stacked.Stacked(members, batches, device)
 
 
-def measure(model: str, networks: int, samples: int, device, workdir: Path) -> dict[str, float]:
-    """Median seconds per step of each loss: ``samples`` single steps per loss, taken in turns
-    (one step of each loss, in a new random order each turn)."""
+def measure(model: str, networks: int, samples: int, seconds: float, device,
+            workdir: Path) -> tuple[dict[str, float], int]:
+    """Median seconds per step of each loss, and the turns taken: single steps taken in turns (one
+    step of each loss, in a new random order each turn), at least ``samples`` turns and for at least
+    ``seconds``."""
     images, labels, keep = data(MODELS[model][0])
     batches = TensorBatches(images, labels, device)
     engines = {loss: engine_of(loss, model, networks, batches, labels, keep, device, workdir) for loss in LOSSES}
     warmup = 3  # lazy initialisations, the allocator's first blocks
     for engine in engines.values():
-        engine.draw(warmup + samples)
+        engine.draw(warmup)
         for step in range(warmup):
             engine.step(step, step, 0.01)
     times: dict[str, list[float]] = {loss: [] for loss in LOSSES}
     order = np.random.default_rng(0)
-    for sample in range(samples):
+    started_at = time.perf_counter()
+    sample, chunk = 0, max(samples, 100)
+    while sample < samples or time.perf_counter() - started_at < seconds:
+        if sample % chunk == 0:  # the next batches of every engine, drawn outside the timed steps
+            for engine in engines.values():
+                engine.draw(chunk)
         for loss in order.permutation(list(LOSSES)):
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             started = time.perf_counter()
-            engines[loss].step(warmup + sample, warmup + sample, 0.01)
+            engines[loss].step(sample % chunk, warmup + sample, 0.01)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             times[loss].append(time.perf_counter() - started)
-    return {loss: statistics.median(values) for loss, values in times.items()}
+        sample += 1
+    return {loss: statistics.median(values) for loss, values in times.items()}, sample
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--samples", type=int, default=30, help="steps timed per loss; the median is reported")
+    parser.add_argument("--samples", type=int, default=30, help="steps timed per loss at least; the median is reported")
+    parser.add_argument("--seconds", type=float, default=15.0, help="each setting's turns go on for at least this long")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: PyTorch's choice)")
+    parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS), help="the models timed")
     parser.add_argument("--target", type=float, default=0.10, help="largest overhead over plain cross-entropy")
     arguments = parser.parse_args()
     device = resolve_device(arguments.device)
@@ -109,12 +122,14 @@ def main() -> int:
         torch.set_num_threads(arguments.threads)
     missed = []
     with tempfile.TemporaryDirectory(prefix="benchmark-losses-") as workdir:
-        for model in MODELS:
+        for model in arguments.models:
             for networks in (1, 8):
-                seconds = measure(model, networks, arguments.samples, device, Path(workdir))
+                seconds, turns = measure(model, networks, arguments.samples, arguments.seconds, device,
+                                         Path(workdir))
                 plain = seconds["cross_entropy"]
                 engine = "one at a time" if networks == 1 else f"stacked K={networks}"
-                print(f"{model} [{device.type}] {engine}: cross_entropy {plain * 1e3:.2f} ms/step")
+                print(f"{model} [{device.type}] {engine}: cross_entropy {plain * 1e3:.2f} ms/step "
+                      f"(medians of {turns} steps each)")
                 for loss, value in seconds.items():
                     if loss == "cross_entropy":
                         continue

@@ -9,11 +9,17 @@ Which limits hold, precisely (each is a test below):
 - logit-adjusted tau = 0 is cross-entropy, and balanced softmax equals logit-adjusted tau = 1;
 - effective-number weights tend to inverse frequency as beta -> 1 and are uniform at beta = 0.
 
+A network trained alone passes its gamma and scale as numbers (``RunLosses.one``), which ``general``
+computes with fewer operators: each formula is checked that way too, and against the tensor form a
+stacked bundle maps (values and gradients, including p = 1 where focal loss needs its guard).
+
 Tolerances: ``general`` and the numpy reference compute the same sums in other orders; a sum of n
 float64 terms reordered differs by at most about n * 2^-53 of the sum of their magnitudes, so with a
 few operations per term, ``RTOL`` = 64 * 2^-53 (about 7e-15) bounds it for these batches of at most
 8 examples and 4 classes, while a wrong formula is off by more than 1e-3.
 """
+
+import itertools
 
 import numpy as np
 import pytest
@@ -78,10 +84,17 @@ def reference(loss, counts, logits=LOGITS, targets=TARGETS):
     return (w * terms).sum() / w.sum()
 
 
-def computed(loss, counts, logits=LOGITS, targets=TARGETS, terms=losses.TERMS):
-    parameters = {name: torch.tensor(value, dtype=torch.float64)
-                  for name, value in losses.parameters_of(loss, counts, logits.shape[1]).items()}
-    return float(losses.general(torch.tensor(logits), torch.tensor(targets), **parameters, terms=terms))
+def parameters(loss, counts, n_classes, host=False):
+    """``general``'s parameters as tensors (as a stacked bundle maps them) or, ``host``, with gamma and
+    scale as numbers (as ``RunLosses.one`` passes them for a network alone)."""
+    tensors = {name: torch.tensor(value, dtype=torch.float64)
+               for name, value in losses.parameters_of(loss, counts, n_classes).items()}
+    return {**tensors, "gamma": float(tensors["gamma"]), "scale": float(tensors["scale"])} if host else tensors
+
+
+def computed(loss, counts, logits=LOGITS, targets=TARGETS, terms=losses.TERMS, host=False):
+    return float(losses.general(torch.tensor(logits), torch.tensor(targets),
+                                **parameters(loss, counts, logits.shape[1], host), terms=terms))
 
 
 def plain_cross_entropy(logits=LOGITS, targets=TARGETS):
@@ -90,17 +103,27 @@ def plain_cross_entropy(logits=LOGITS, targets=TARGETS):
 
 ALL = [setting("cross_entropy"), setting("cross_entropy", weights="inverse"),
        setting("cross_entropy", weights="effective_number", beta=0.99), setting("focal"),
-       setting("focal", gamma=0.5, weights="inverse"), setting("ldam"), setting("ldam", max_margin=0.3, scale=10.0,
-                                                                               weights="effective_number"),
-       setting("logit_adjusted"), setting("logit_adjusted", tau=1.5), setting("balanced_softmax")]
+       setting("focal", gamma=0.5, weights="inverse"), setting("focal", gamma=1.0),
+       setting("focal", gamma=3.0, weights="effective_number"), setting("focal", gamma=4.0),
+       setting("ldam"), setting("ldam", max_margin=0.3, scale=10.0, weights="effective_number"),
+       setting("ldam", scale=1.0), setting("logit_adjusted"), setting("logit_adjusted", tau=1.5),
+       setting("balanced_softmax")]
 
 
-@pytest.mark.parametrize("loss", ALL, ids=lambda loss: f"{loss['name']}-{loss['weights']}")
+def ids(loss):
+    numbers = {"focal": "gamma", "ldam": "scale", "logit_adjusted": "tau"}
+    return "-".join([loss["name"], loss["weights"]] + ([str(loss[numbers[loss["name"]]])]
+                                                        if loss["name"] in numbers else []))
+
+
+@pytest.mark.parametrize("loss", ALL, ids=ids)
 def test_each_loss_is_its_formula(loss):
     expected = reference(loss, COUNTS)
     assert computed(loss, COUNTS) == pytest.approx(expected, rel=RTOL)
-    # With only the parts the loss needs (what an engine computes for a bundle of this loss alone).
+    # With only the parts the loss needs (what an engine computes for a bundle of this loss alone),
+    # and so for a network alone, gamma and scale as numbers.
     assert computed(loss, COUNTS, terms=losses.terms_of([loss])) == pytest.approx(expected, rel=RTOL)
+    assert computed(loss, COUNTS, terms=losses.terms_of([loss]), host=True) == pytest.approx(expected, rel=RTOL)
     if loss["name"] != "cross_entropy" or loss["weights"] != "none":
         assert abs(expected - plain_cross_entropy()) > 1e-3  # each departs from plain cross-entropy here
 
@@ -115,20 +138,26 @@ def test_equal_counts_reduce_to_plain_cross_entropy(loss):
 
 
 def test_ldam_is_cross_entropy_only_with_neutral_margins_and_scale():
-    assert computed(setting("ldam", max_margin=0.0, scale=1.0), COUNTS) == pytest.approx(plain_cross_entropy(),
-                                                                                          rel=RTOL)
+    neutral = setting("ldam", max_margin=0.0, scale=1.0)
+    for terms in (losses.TERMS, losses.terms_of([neutral])):
+        assert computed(neutral, COUNTS, terms=terms) == pytest.approx(plain_cross_entropy(), rel=RTOL)
     # Equal counts give every class the margin max_margin: still not cross-entropy.
     assert abs(computed(setting("ldam", scale=1.0), EQUAL) - plain_cross_entropy()) > 1e-2
 
 
 def test_logit_adjusted_tau_zero_is_cross_entropy_and_tau_one_is_balanced_softmax():
-    assert computed(setting("logit_adjusted", tau=0.0), COUNTS) == pytest.approx(plain_cross_entropy(), rel=RTOL)
+    neutral = setting("logit_adjusted", tau=0.0)
+    for terms in (losses.TERMS, losses.terms_of([neutral])):
+        assert computed(neutral, COUNTS, terms=terms) == pytest.approx(plain_cross_entropy(), rel=RTOL)
     assert computed(setting("logit_adjusted", tau=1.0), COUNTS) == pytest.approx(
         computed(setting("balanced_softmax"), COUNTS), rel=RTOL)
 
 
 def test_focal_gamma_zero_is_cross_entropy():
-    assert computed(setting("focal", gamma=0.0), COUNTS) == pytest.approx(plain_cross_entropy(), rel=RTOL)
+    neutral = setting("focal", gamma=0.0)
+    for terms in (losses.TERMS, losses.terms_of([neutral])):
+        for host in (False, True):
+            assert computed(neutral, COUNTS, terms=terms, host=host) == pytest.approx(plain_cross_entropy(), rel=RTOL)
 
 
 def test_effective_number_weights_tend_to_inverse_frequency_and_to_uniform():
@@ -152,17 +181,16 @@ def test_ldam_margins_follow_n_to_the_minus_quarter_with_the_largest_at_max_marg
 
 def test_focal_at_certainty_has_finite_gradients():
     """p = 1 exactly (the other logits 1000 below): (1 - p)^gamma is 0^gamma, whose derivative is
-    NaN at gamma 0 and infinite below 1 unless the factor is guarded."""
+    infinite for gamma in (0, 1) unless the factor is guarded (at gamma 0 pow's own gradient is 0);
+    gamma as a tensor (a stacked bundle, always guarded) and as a number (a network alone, guarded
+    only in (0, 1))."""
     logits = np.array([[0.0, -1000.0, -1000.0], [0.2, 0.1, -0.3]])
     targets = torch.tensor([0, 2])
-    for gamma in (0.0, 0.5, 2.0):
+    for gamma, host in itertools.product((0.0, 0.5, 1.0, 2.0, 3.0), (False, True)):
         x = torch.tensor(logits, requires_grad=True)
-        parameters = {name: torch.tensor(value) for name, value in
-                      losses.parameters_of(setting("focal", gamma=gamma), np.ones(3),
-                                           3).items()}
-        loss = losses.general(x, targets, **parameters)
+        loss = losses.general(x, targets, **parameters(setting("focal", gamma=gamma), np.ones(3), 3, host))
         loss.backward()
-        assert torch.isfinite(loss) and torch.isfinite(x.grad).all(), gamma
+        assert torch.isfinite(loss) and torch.isfinite(x.grad).all(), (gamma, host)
         if gamma == 0.0:
             reference = torch.tensor(logits, requires_grad=True)
             torch.nn.functional.cross_entropy(reference, targets).backward()
@@ -184,32 +212,93 @@ def test_neutral_parameters_compute_cross_entropy_and_its_gradient():
     torch.testing.assert_close(x.grad, reference.grad, **CLOSE)
 
 
+# Logits from far from the target to certain of it (p = 1 exactly in the first row, -log p = 2^-52,
+# the least above 0, and about 2^-41 in the next ones): where focal loss's guard, or the sign an even
+# power leaves out, would show if they changed anything.
+EDGES = np.array([[0.0, -1000.0, -1000.0, -1000.0],
+                  [0.0, -36.0, -38.0, -45.0],
+                  [0.0, -29.0, -30.5, -31.0],
+                  [0.0, -12.0, -15.0, -20.0],
+                  [-1.0, 3.0, 0.0, 0.0],
+                  [8.0, -8.0, 0.0, 2.0]])
+EDGE_TARGETS = np.array([0, 0, 0, 0, 0, 1])
+
+
+@pytest.mark.parametrize("loss", ALL + [setting("focal", gamma=0.3, weights="inverse"), setting("focal", gamma=2.5)],
+                         ids=ids)
+@pytest.mark.parametrize("logits, targets", [(LOGITS, TARGETS), (EDGES, EDGE_TARGETS)], ids=["logits", "edges"])
+def test_a_network_alone_computes_the_stacked_form_and_its_gradient(loss, logits, targets):
+    """Gamma and scale as numbers (``RunLosses.one``) against tensors (a stacked bundle), each with the
+    parts the loss needs: the same sums, up to the rounding of pow's kernels (``RTOL``)."""
+    values, gradients = [], []
+    for host in (False, True):
+        x = torch.tensor(logits, requires_grad=True)
+        value = losses.general(x, torch.tensor(targets), **parameters(loss, COUNTS, 4, host),
+                               terms=losses.terms_of([loss]))
+        value.backward()
+        values.append(value)
+        gradients.append(x.grad)
+    assert torch.isfinite(gradients[1]).all()
+    torch.testing.assert_close(values[1], values[0], **CLOSE)
+    torch.testing.assert_close(gradients[1], gradients[0], **CLOSE)
+    assert values[1].item() == pytest.approx(reference(loss, COUNTS, logits, targets), rel=RTOL)
+
+
+def test_run_losses_pass_a_network_alone_its_numbers_and_views():
+    """``RunLosses.one`` passes gamma and scale as numbers (the dtype's) and views of the stacked
+    tensors (an in-place switch of the weights reaches them), and computes the stacked form's loss."""
+    settings = [setting("focal", gamma=0.3, weights="inverse", weights_from=0.5)]
+    run_losses = losses.RunLosses(settings, [COUNTS], 4, iterations=10, device=torch.device("cpu"),
+                                  dtype=torch.float32)
+    alone = run_losses.alone
+    assert type(alone["gamma"]) is float and alone["gamma"] == float(np.float32(0.3)) and alone["scale"] == 1.0
+    assert all(alone[name].data_ptr() == run_losses.parameters[name].data_ptr()
+               for name in ("weights", "offsets", "margins"))
+    logits, targets = torch.tensor(LOGITS, dtype=torch.float32), torch.tensor(TARGETS)
+    for iteration in (0, 5):
+        run_losses.start_at(iteration)
+        stacked_form = losses.general(logits, targets, **run_losses.of(0), terms=run_losses.terms)
+        torch.testing.assert_close(run_losses.one(logits, targets), stacked_form)
+        assert torch.equal(alone["weights"], run_losses.parameters["weights"][0])
+    assert not torch.equal(run_losses.parameters["weights"][0], torch.ones(4))  # switched on at 5
+
+
 def test_only_the_parts_a_loss_needs_are_computed():
     assert losses.terms_of([setting("cross_entropy")]) == frozenset()
+    # A setting that makes a loss's own part neutral: that loss is cross-entropy (tests above).
+    assert losses.terms_of([setting("focal", gamma=0.0), setting("logit_adjusted", tau=0.0),
+                            setting("ldam", max_margin=0.0, scale=1.0)]) == frozenset()
+    assert losses.terms_of([setting("ldam", max_margin=0.0, scale=30.0)]) == {"margins"}
+    assert losses.terms_of([setting("ldam", max_margin=0.5, scale=1.0)]) == {"margins"}
     assert losses.terms_of([setting("cross_entropy", weights="inverse")]) == {"weights"}
     assert losses.terms_of([setting("ldam", weights="effective_number"), setting("balanced_softmax")]) == \
         {"margins", "offsets", "weights"}
     assert losses.terms_of([setting("focal"), setting("logit_adjusted")]) == {"focal", "offsets"}
 
 
-def test_general_maps_over_networks_with_their_own_losses():
-    """vmap over K networks, each with its own parameters, equals each network's loss alone."""
+@pytest.mark.parametrize("settings", [
+    [setting("cross_entropy"), setting("focal"), setting("ldam", weights="inverse"), setting("balanced_softmax")],
+    [setting("focal"), setting("focal", gamma=0.5), setting("focal", gamma=0.0), setting("focal", gamma=3.0)]],
+    ids=["mixed", "focal_unweighted"])
+def test_general_maps_over_networks_with_their_own_losses(settings):
+    """vmap over K networks, each with its own parameters, equals each network's loss alone: with
+    every part of the formula, and with the parts the bundle needs (focal alone: no weights)."""
     from torch.func import vmap
 
-    settings = [setting("cross_entropy"), setting("focal"), setting("ldam", weights="inverse"),
-                setting("balanced_softmax")]
     stacked = {name: torch.tensor(np.stack([losses.parameters_of(loss, COUNTS, 4)[name] for loss in settings]))
                for name in losses.parameters_of(settings[0], COUNTS, 4)}
     rng = np.random.default_rng(0)
     logits = torch.tensor(rng.normal(size=(4, 6, 4)))
     targets = torch.tensor(rng.integers(0, 4, size=(4, 6)))
-    # (vmap maps positional arguments only: the parameters go in as one dict, as the engine passes them)
-    together = vmap(lambda x, y, parameters: losses.general(x, y, **parameters))(logits, targets, stacked)
-    for network, loss in enumerate(settings):
-        alone = computed(loss, COUNTS, logits[network].numpy(), targets[network].numpy())
-        assert float(together[network]) == pytest.approx(alone, rel=RTOL)
-        assert alone == pytest.approx(reference(loss, COUNTS, logits[network].numpy(), targets[network].numpy()),
-                                      rel=RTOL)
+    for terms in (losses.TERMS, losses.terms_of(settings)):
+        # (vmap maps positional arguments only: the parameters go in as one dict, as the engine passes them)
+        together = vmap(lambda x, y, parameters: losses.general(x, y, **parameters, terms=terms))(logits, targets,
+                                                                                                  stacked)
+        for network, loss in enumerate(settings):
+            alone = computed(loss, COUNTS, logits[network].numpy(), targets[network].numpy())
+            assert float(together[network]) == pytest.approx(alone, rel=RTOL)
+            assert alone == pytest.approx(reference(loss, COUNTS, logits[network].numpy(),
+                                                    targets[network].numpy()), rel=RTOL)
 
 
 def test_deferred_weights_switch_on_at_round_of_weights_from_times_iterations():

@@ -25,7 +25,8 @@ each with class weights ``none``, ``inverse`` (frequency) or ``effective_number`
 Because the parameters are tensors, ``torch.func.vmap`` maps ``general`` over K networks whose
 losses differ, so runs of different losses train in one stacked bundle (``RunLosses``). A bundle
 computes only the parts of the formula its losses need (``terms_of``: a small network's step pays
-for every operator), and plain cross-entropy alone keeps ``nn.functional.cross_entropy`` itself
+for every operator), a network trained alone passes its exponent and scale as numbers (``general``:
+fewer operators again), and plain cross-entropy alone keeps ``nn.functional.cross_entropy`` itself
 (``RunLosses.plain``), so runs trained before these losses existed stay bit-identical. The class
 counts are those of the imbalanced set before any sampling.
 """
@@ -118,38 +119,73 @@ TERMS = frozenset({"offsets", "margins", "focal", "weights"})  # the parts of ``
 def terms_of(settings: list[dict]) -> frozenset:
     """The parts of ``general`` that the losses ``settings`` need: a part that none needs would
     leave the loss unchanged (zero offsets, margins and gamma, unit scale and weights), so it is
-    left out, and with it its operators (a small network's step pays for each one)."""
-    names = {loss["name"] for loss in settings}
-    return frozenset({"offsets"} if names & {"logit_adjusted", "balanced_softmax"} else set()) \
-        | ({"margins"} if "ldam" in names else set()) | ({"focal"} if "focal" in names else set()) \
+    left out, and with it its operators (a small network's step pays for each one). A loss whose own
+    setting makes its part neutral needs it no more than cross-entropy does: focal at gamma 0,
+    logit-adjusted at tau 0, LDAM with max_margin 0 and scale 1 (each is cross-entropy, the same sums)."""
+    def needs(loss: dict) -> set:
+        name = loss["name"]
+        if name == "balanced_softmax" or name == "logit_adjusted" and loss["tau"] != 0:
+            return {"offsets"}
+        if name == "ldam" and (loss["max_margin"] != 0 or loss["scale"] != 1):
+            return {"margins"}
+        return {"focal"} if name == "focal" and loss["gamma"] != 0 else set()
+
+    return frozenset(set().union(*(needs(loss) for loss in settings))) \
         | ({"weights"} if any(loss["weights"] != "none" for loss in settings) else set())
 
 
 def general(logits: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor, offsets: torch.Tensor,
-            margins: torch.Tensor, gamma: torch.Tensor, scale: torch.Tensor, terms: frozenset = TERMS) -> torch.Tensor:
+            margins: torch.Tensor, gamma: torch.Tensor | float, scale: torch.Tensor | float,
+            terms: frozenset = TERMS) -> torch.Tensor:
     """The loss of one network's batch (module docstring), written with nothing that ``vmap`` cannot
     map (no one_hot, no data-dependent shapes) and nothing read back to the host. ``terms``: the
-    parts computed (``terms_of``; all of them by default)."""
-    # At least float32 (bf16 autocast gives bf16 logits; float64 tests keep float64).
-    z = logits.to(torch.promote_types(logits.dtype, torch.float32))
+    parts computed (``terms_of``; all of them by default).
+
+    ``gamma`` and ``scale`` are tensors (0-d; batched under ``vmap``) or, for one network alone,
+    Python floats (``RunLosses.one``): known on the host, a unit scale multiplies nothing,
+    ``(1 - p)^gamma`` is ``pow`` with a number (whose gradient is three operators where a tensor
+    exponent's is seven), and the guard at ``p = 1`` and the sign of ``1 - p`` are left out where
+    they cannot change a value or a gradient (below). The same numbers either way, up to the rounding
+    of ``pow``'s kernels (tests/test_losses.py); a small network's step pays for every operator."""
+    # At least float32 (bf16 autocast gives bf16 logits; float64 tests keep float64), without an
+    # operator where the logits have it already.
+    z = logits if logits.dtype in (torch.float32, torch.float64) else \
+        logits.to(torch.promote_types(logits.dtype, torch.float32))
     if "margins" in terms:
-        # scale * (x - m_y onehot) + offset, the shift computed without the logits (no gradient to carry).
+        # scale * (x - m_y onehot) + offset, the shift computed without the logits (no gradient to
+        # carry): as (offset - scale m_y onehot) + scale * x, the one sum either way it is written.
         onehot = targets[:, None] == torch.arange(z.shape[1], device=z.device)
-        z = torch.addcmul(offsets - torch.where(onehot, scale * margins, 0.0), z, scale)
+        if isinstance(scale, float):
+            shift = torch.where(onehot, margins if scale == 1.0 else scale * margins, 0.0)
+            z = z if scale == 1.0 else z * scale
+            z = z + (offsets - shift) if "offsets" in terms else z - shift
+        else:
+            z = torch.addcmul(offsets - torch.where(onehot, scale * margins, 0.0), z, scale)
     elif "offsets" in terms:
         z = z + offsets
     if "focal" not in terms:  # PyTorch's weighted mean is the loss's (one operator)
         return nn.functional.cross_entropy(z, targets, weight=weights if "weights" in terms else None)
     losses = nn.functional.cross_entropy(z, targets, reduction="none")  # -log p
-    # (1 - p)^gamma at p = 1: 0^gamma has gradient gamma * 0^(gamma - 1), NaN at gamma = 0 and
-    # infinite below 1. Clamped at the smallest normal number the factor is still exactly 1 at
-    # gamma = 0 and its gradient finite; the term is then -log p = 0 anyway. 1 - p as -expm1(log p)
-    # keeps its digits when p is near 1.
-    losses = (-torch.expm1(-losses)).clamp_min(torch.finfo(losses.dtype).tiny) ** gamma * losses
+    # 1 - p as -expm1(log p) keeps its digits when p is near 1. (1 - p)^gamma at p = 1: 0^gamma has
+    # gradient gamma * 0^(gamma - 1), infinite for gamma in (0, 1) (NaN once multiplied by -log p = 0;
+    # PyTorch's gradient of pow is 0 at gamma = 0). Clamped at the smallest normal number the factor's
+    # gradient is finite and the factor itself unchanged: -log p is the log of a sum of exponentials,
+    # 0 or at least about the rounding unit (2^-24 in float32), so 1 - p is 0 or far above that
+    # number, and where it is 0 the term is -log p = 0 times a finite number anyway. A gamma known on
+    # the host needs the clamp only in (0, 1), and an even one no sign either (the default gamma 2:
+    # one operator less each way).
+    host = isinstance(gamma, float)
+    if host and gamma % 2 == 0:  # an even power: (1 - p)^gamma = (p - 1)^gamma, the same numbers
+        base = torch.expm1(-losses)
+    else:
+        base = -torch.expm1(-losses)
+        if not host or 0 < gamma < 1:
+            base = base.clamp_min(torch.finfo(losses.dtype).tiny)
+    factor = torch.pow(base, gamma)  # (not ``**``: Tensor.__pow__ is a Python wrapper)
     if "weights" in terms:
         weight = weights[targets]
-        return torch.dot(weight, losses) / weight.sum()
-    return losses.mean()
+        return torch.dot(weight, factor * losses) / weight.sum()
+    return torch.dot(factor, losses) / losses.shape[0]  # the mean, without the products' tensor
 
 
 class RunLosses:
@@ -174,6 +210,11 @@ class RunLosses:
                            for name in per_run[0]}
         self.weighted = self.parameters["weights"].clone()
         self.switches = [weights_switch(loss, iterations) for loss in settings]
+        # The first network as ``one`` passes it at every step: views of its tensors, taken once
+        # (in-place switches reach them), and its exponent and scale as numbers (``general``),
+        # rounded to the dtype the tensors hold.
+        self.alone = {**self.of(0), **{name: torch.tensor(per_run[0][name], dtype=dtype).item()
+                                       for name in ("gamma", "scale")}}
 
     def start_at(self, iteration: int) -> None:
         """The weights of a run that starts (or resumes) at ``iteration``."""
@@ -201,4 +242,4 @@ class RunLosses:
         """The loss of the one run of a one-at-a-time engine (K = 1)."""
         if self.plain:
             return nn.functional.cross_entropy(logits, targets)
-        return general(logits, targets, **self.of(0), terms=self.terms)
+        return general(logits, targets, **self.alone, terms=self.terms)
