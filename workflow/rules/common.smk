@@ -16,6 +16,8 @@ your_data.expand_short_form(config, workflow.basedir)
 validate(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
 STUDY = plan.resolve(config)
 FIGURES = catalog.plan_figures(STUDY)
+# Early stopping as the aggregation and the figures read it: when off, its other settings change nothing.
+EARLY_STOPPING = config["early_stopping"] if config["early_stopping"]["enabled"] else {"enabled": False}
 
 
 wildcard_constraints:

@@ -4,7 +4,7 @@ rule aggregate_scores:
     output:
         table=report(plan.SCORES, caption="../report/scores.rst", category="Scores"),
     params:
-        early_stopping=config["early_stopping"],
+        early_stopping=EARLY_STOPPING,
     log:
         "logs/aggregate_scores.log",
     conda:
@@ -48,7 +48,7 @@ rule figure:
         settings=lambda wildcards: figure_of(wildcards).settings,
         runs=lambda wildcards: figure_of(wildcards).run_keys,
         caption=lambda wildcards: figure_of(wildcards).caption,
-        early_stopping=config["early_stopping"],
+        early_stopping=EARLY_STOPPING,
     log:
         "logs/figures/{figure}.log",
     conda:
@@ -80,7 +80,7 @@ rule comparison:
         settings=lambda wildcards: figure_of(wildcards).settings,
         runs=lambda wildcards: figure_of(wildcards).run_keys,
         caption=lambda wildcards: figure_of(wildcards).caption,
-        early_stopping=config["early_stopping"],
+        early_stopping=EARLY_STOPPING,
     log:
         "logs/figures/{figure}.log",
     conda:
