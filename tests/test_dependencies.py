@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import json
 import re
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -23,6 +22,7 @@ import yaml
 from imbalance_study import plan, source_facts
 
 from .conftest import REPO
+from .snakemake_batch import run_all
 from .test_workflow import run_manifests, snakemake
 
 pytestmark = pytest.mark.workflow
@@ -376,6 +376,14 @@ EFFECTS: dict[str, Effect] = {
                                              retrains=False),
     "scoring.logit_adjustment_taus": Effect(setting("scoring.logit_adjustment_taus", [0.25]), every_bundle,
                                             retrains=False),
+    # Early stopping is decided from the scores: the table and every figure, nothing trained or scored.
+    "early_stopping.enabled": Effect(setting("early_stopping.enabled", True),
+                                     lambda dag: {AGGREGATE} | every_figure(dag), retrains=False),
+    # ... and while it is off, its other settings change nothing.
+    "early_stopping.metric": Effect(setting("early_stopping.metric", "roc_auc"), nothing),
+    "early_stopping.patience": Effect(setting("early_stopping.patience", 2), nothing),
+    "early_stopping.min_delta": Effect(setting("early_stopping.min_delta", 0.01), nothing),
+    "early_stopping.restore_best": Effect(setting("early_stopping.restore_best", False), nothing),
     **{f"figures.{name}.{key}": Effect(setting(f"figures.{name}.{key}",
                                                LAYOUT_CHANGES[name] if key == "layout" else FIGURE_CHANGES[key]),
                                        figure(name))
@@ -452,9 +460,19 @@ def finished(tmp_path_factory):
     return workdir, dag
 
 
-def dry_run(workdir, name: str, config: dict) -> str:
-    (workdir / f"{name}.yaml").write_text(yaml.safe_dump(config))
-    return snakemake(workdir, "-n", configfiles=[workdir / f"{name}.yaml"])
+def dry_runs(workdir, configs: dict[str, dict]) -> dict[str, str]:
+    """``snakemake -n`` on each config (by name) in the finished study, two at a time, all in one
+    Python start-up (tests/snakemake_batch.py): each one's output, as test_workflow.snakemake gives it."""
+    commands = {}
+    for name, config in configs.items():
+        path = workdir / (re.sub(r"\W", "_", name) + ".yaml")
+        path.write_text(yaml.safe_dump(config))
+        commands[name] = ["--snakefile", REPO / "Snakefile", "--directory", workdir, "--configfile", path,
+                          "--cores", "2", "-n"]
+    results = run_all(commands, workdir.parent / f"{workdir.name}-dry-runs", parallel=2)
+    failed = {name: result.stdout + result.stderr for name, result in results.items() if result.returncode != 0}
+    assert not failed, "\n".join(f"{name}:\n{output}" for name, output in failed.items())
+    return {name: result.stdout + result.stderr for name, result in results.items()}
 
 
 def changed(key: str) -> dict:
@@ -466,8 +484,7 @@ def changed(key: str) -> dict:
 def test_changing_each_key_plans_exactly_the_jobs_that_depend_on_it(finished):
     workdir, dag = finished
     keys = sorted(EFFECTS)
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        outputs = dict(zip(keys, pool.map(lambda key: dry_run(workdir, re.sub(r"\W", "_", key), changed(key)), keys)))
+    outputs = dry_runs(workdir, {key: changed(key) for key in keys})
     always = {Job("provenance", plan.PROVENANCE), Job("all", "")}  # the config's record follows every change
     wrong = {}
     for key in keys:
@@ -489,7 +506,8 @@ def test_the_papers_case_a_new_selection_metric_rescores_and_reselects(finished,
     shutil.copytree(finished[0], workdir, symlinks=True)
     before = run_manifests(workdir)
     (workdir / "metric.yaml").write_text(yaml.safe_dump(changed("methods.*.train.lr_search.metric")))
-    snakemake(workdir, configfiles=[workdir / "metric.yaml"])
+    # (the table: what the figures redraw after a change is the dry runs' above)
+    snakemake(workdir, plan.SCORES, configfiles=[workdir / "metric.yaml"])
     assert run_manifests(workdir) == before
     table = pd.read_csv(workdir / "results" / "scores.csv")
     searched = table[table["method"] == "baseline"]
@@ -510,6 +528,6 @@ def test_keys_that_change_no_result_retrain_nothing(finished, tmp_path):
         if not effect.retrains:
             effect.change(config)
     (workdir / "settings.yaml").write_text(yaml.safe_dump(config))
-    output = snakemake(workdir, configfiles=[workdir / "settings.yaml"])
+    output = snakemake(workdir, plan.SCORES, configfiles=[workdir / "settings.yaml"])
     assert "train_bundle" in output
     assert run_manifests(workdir) == before
